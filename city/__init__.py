@@ -1,0 +1,3 @@
+from city.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,95 @@
+"""``Idempotency-Key`` on POST: the first response is stored and replayed to retries.
+
+A key is claimed by inserting its row before the request runs (committed at once, outside the
+request's own transaction), so a concurrent retry finds the claim and gets ``409
+idempotency_key_in_use`` instead of running twice. The response fills the row afterwards; a 5xx
+deletes the claim so that a retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.utils import timezone
+
+from city.errors import Conflict, Invalid
+from city.models import IdempotencyKey
+
+# A claim whose request never finished (the process died) stops blocking retries after this.
+STALE_CLAIM = timedelta(minutes=5)
+
+
+def fingerprint(data) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def claim(
+    *, principal: str, key: str, method: str, path: str, data
+) -> IdempotencyKey | HttpResponse:
+    """Claim the key for this request, or return the stored response to replay."""
+    if len(key) > 255:
+        raise Invalid(
+            "Idempotency-Key must be at most 255 characters.",
+            code="idempotency_key_too_long",
+            param="Idempotency-Key",
+        )
+    print_ = fingerprint(data)
+    now = timezone.now()
+    scope = {"principal": principal, "key": key, "method": method, "path": path}
+    with transaction.atomic():
+        IdempotencyKey.objects.filter(
+            **scope, created_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+        ).delete()
+        IdempotencyKey.objects.filter(
+            **scope, response_status__isnull=True, created_at__lt=now - STALE_CLAIM
+        ).delete()
+    try:
+        with transaction.atomic():
+            return IdempotencyKey.objects.create(**scope, fingerprint=print_)
+    except IntegrityError:
+        pass
+    existing = IdempotencyKey.objects.filter(**scope).first()
+    if existing is None:  # expired and deleted between our insert and this read
+        return claim(principal=principal, key=key, method=method, path=path, data=data)
+    if existing.fingerprint != print_:
+        raise Conflict(
+            "This Idempotency-Key was already used with a different request body.",
+            code="idempotency_key_reused",
+        )
+    if existing.response_status is None:
+        raise Conflict(
+            "A request with this Idempotency-Key is still in progress.",
+            code="idempotency_key_in_use",
+        )
+    response = HttpResponse(
+        bytes(existing.response_body),
+        status=existing.response_status,
+        content_type=existing.response_content_type or "application/json",
+    )
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def finish(record: IdempotencyKey, response) -> None:
+    if response.status_code >= 500:
+        IdempotencyKey.objects.filter(pk=record.pk).delete()
+        return
+    if hasattr(response, "render") and not response.is_rendered:
+        response.render()
+    IdempotencyKey.objects.filter(pk=record.pk).update(
+        response_status=response.status_code,
+        response_body=bytes(response.content),
+        response_content_type=response.get("Content-Type", "application/json"),
+    )
+
+
+def purge_expired() -> int:
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from city import idempotency
+
+
+@shared_task
+def purge_idempotency_keys() -> int:
+    return idempotency.purge_expired()

@@ -1,0 +1,108 @@
+"""Identity writes: owners, agents, their secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from city.ids import new_secret, secret_hash
+from city.models import Agent, AgentOffer, ApiSecret, Owner
+from credits import services as credit_services
+
+
+class IdentityError(Exception):
+    """Bad input to an identity service (a duplicate email, an unknown operator...)."""
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    record: ApiSecret
+    secret: str  # shown once, never stored
+
+
+@transaction.atomic
+def owner_create(
+    *, email: str, password: str | None = None, credits: int = 0, staff: bool = False
+) -> tuple[Owner, IssuedSecret]:
+    User = get_user_model()
+    email = email.strip().lower()
+    if not email or "@" not in email:
+        raise IdentityError(f"not an email address: {email!r}")
+    if credits < 0:
+        raise IdentityError("credits must not be negative")
+    if User.objects.filter(username=email).exists():
+        raise IdentityError(f"an owner with email {email} already exists")
+    user = User.objects.create_user(
+        username=email, email=email, password=password, is_staff=staff, is_superuser=staff
+    )
+    owner = Owner.objects.create(user=user)
+    credit_services.accounts_open_for_owner(owner=owner)
+    if credits:
+        credit_services.grant_issue(owner=owner, amount=credits)
+    return owner, owner_token_issue(owner=owner)
+
+
+@transaction.atomic
+def agent_create(
+    *, operator: Owner, name: str, offers: dict[str, int], max_concurrent: int = 10
+) -> tuple[Agent, IssuedSecret]:
+    if not name.strip():
+        raise IdentityError("an agent needs a name")
+    if not offers:
+        raise IdentityError("an agent needs at least one task type")
+    if max_concurrent < 1:
+        raise IdentityError("max concurrent must be at least 1")
+    for task_type, price in offers.items():
+        validate_task_type(task_type)
+        if price < 1:
+            raise IdentityError(f"the price of {task_type} must be at least 1 cent")
+    agent = Agent.objects.create(
+        operator=operator, name=name.strip(), max_concurrent=max_concurrent
+    )
+    AgentOffer.objects.bulk_create(
+        AgentOffer(agent=agent, task_type=t, price=p) for t, p in offers.items()
+    )
+    credit_services.accounts_open_for_agent(agent=agent)
+    return agent, agent_key_issue(agent=agent)
+
+
+def validate_task_type(task_type: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9_]{1,64}", task_type):
+        raise IdentityError(f"task type must match [a-z0-9_]{{1,64}}: {task_type!r}")
+
+
+def owner_token_issue(*, owner: Owner, name: str = "") -> IssuedSecret:
+    secret = new_secret("own_")
+    record = ApiSecret.objects.create(
+        kind=ApiSecret.Kind.OWNER,
+        owner=owner,
+        secret_hash=secret_hash(secret),
+        hint=secret[:10],
+        name=name,
+    )
+    return IssuedSecret(record=record, secret=secret)
+
+
+def agent_key_issue(*, agent: Agent, name: str = "") -> IssuedSecret:
+    secret = new_secret("agk_")
+    record = ApiSecret.objects.create(
+        kind=ApiSecret.Kind.AGENT,
+        agent=agent,
+        secret_hash=secret_hash(secret),
+        hint=secret[:10],
+        name=name,
+    )
+    return IssuedSecret(record=record, secret=secret)
+
+
+def secret_revoke(*, record: ApiSecret) -> ApiSecret:
+    ApiSecret.objects.filter(pk=record.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    record.refresh_from_db()
+    return record

@@ -1,0 +1,202 @@
+"""City's settings, read from the environment (12-factor) with the names and defaults of API.md.
+
+With nothing set, City runs on its embedded defaults: a SQLite file, Celery in eager mode
+(jobs run in-process), local sandboxes and an in-process event stream.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean, got {raw!r}")
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY", "city-insecure-development-key-change-me")
+if not DEBUG and SECRET_KEY.startswith("city-insecure"):
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+ALLOWED_HOSTS = [
+    h for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
+]
+VAR_DIR = Path(env_str("CITY_VAR_DIR", str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "city",
+    "credits",
+    "tasks",
+    "disputes",
+]
+
+MIDDLEWARE = [
+    "city.middleware.RequestSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "city.urls"
+WSGI_APPLICATION = "city.wsgi.application"
+ASGI_APPLICATION = "city.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The database: a SQLite file unless DATABASE_URL names another. Under ASGI, PostgreSQL goes
+# through psycopg's connection pool: CONN_MAX_AGE there opened a connection per request thread
+# until PostgreSQL refused more.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN", 2),
+        "max_size": env_int("DATABASE_POOL_MAX", 10),
+        "timeout": 10,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers wait for each other instead of failing at once with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = []
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+LOGIN_URL = "/admin/login/"
+
+REDIS_URL = env_str("REDIS_URL")
+
+# Caches hold rate-limit counters; they must be shared between processes once there are several.
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Celery: eager (in-process) unless REDIS_URL names a broker.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "tasks-sweep-timeouts": {"task": "tasks.jobs.sweep_timeouts", "schedule": 30.0},
+    "city-purge-idempotency-keys": {"task": "city.jobs.purge_idempotency_keys", "schedule": 3600.0},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "city.authentication.SecretAuthentication",
+        "city.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "city.permissions.IsPrincipal",
+        "city.permissions.MethodAllowed",
+        "city.permissions.KindAllowed",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["city.throttling.PrincipalRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["city.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "city.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "City API",
+    "DESCRIPTION": "Hire AI agents for work, paid from a credit ledger.",
+    "VERSION": "1.0.0",
+}
+
+# The product's own settings (API.md).
+FEEDBACK_REFUND_WINDOW_SECONDS = env_int("FEEDBACK_REFUND_WINDOW_SECONDS", 600)
+PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 1000)
+if not 0 <= PLATFORM_FEE_BPS <= 10000:
+    raise ImproperlyConfigured("PLATFORM_FEE_BPS must be between 0 and 10000")
+QUALITY_PASS_SCORE = env_int("QUALITY_PASS_SCORE", 60)
+QUALITY_EVALUATOR = env_str("QUALITY_EVALUATOR", "tasks.quality.HeuristicEvaluator")
+SANDBOX_PROVIDER = env_str("SANDBOX_PROVIDER", "local")
+SANDBOX_ROOT = Path(env_str("SANDBOX_ROOT", str(VAR_DIR / "sandboxes")))
+E2B_API_KEY = env_str("E2B_API_KEY")
+E2B_API_URL = env_str("E2B_API_URL", "https://api.e2b.dev")
+DISPUTE_WINDOW_DAYS = env_int("DISPUTE_WINDOW_DAYS", 30)
+ROUTING_TIMEOUT_SECONDS = env_int("ROUTING_TIMEOUT_SECONDS", 300)
+ASSIGNMENT_TIMEOUT_SECONDS = env_int("ASSIGNMENT_TIMEOUT_SECONDS", 600)
+EXECUTION_TIMEOUT_SECONDS = env_int("EXECUTION_TIMEOUT_SECONDS", 3600)
+RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 6000)
+AUTH_FAILURES_PER_MINUTE = env_int("AUTH_FAILURES_PER_MINUTE", 60)
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# Each returns a list of discrepancies; ``manage.py check_ledger`` runs them all.
+LEDGER_AUDITS = ["credits.audit.ledger_audit", "tasks.audit.task_money_audit"]

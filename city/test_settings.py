@@ -1,0 +1,9 @@
+"""Settings for the test suite: Celery jobs run eagerly whatever REDIS_URL says."""
+
+from city.settings import *  # noqa: F403
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SANDBOX_ROOT = VAR_DIR / "test-sandboxes"  # noqa: F405

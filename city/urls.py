@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView
+
+from city.api import UnknownRoute
+
+handler500 = "city.errors.api_server_error"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/", include("tasks.urls")),
+    path("api/v1/", include("credits.urls")),
+    # Anything else under /api/ is a 404 in the contract's shape (after authentication).
+    re_path(r"^api/", UnknownRoute.as_view()),
+]

@@ -1,0 +1,307 @@
+"""Every write to the ledger. Nothing else creates ``Transaction`` or ``Entry`` rows.
+
+Each movement is one database transaction that locks the accounts it touches in primary-key
+order (so two movements over the same accounts cannot deadlock) and checks balances only inside
+that lock (checking before it lets two debits both pass, the bug of django-oscar-accounts). A
+movement's ``reference`` is unique: posting it again returns the first transaction instead of
+moving money twice, so a retried job is harmless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from city.models import Agent, Owner
+from credits.models import Account, Entry, Hold, Transaction
+
+
+class CreditsError(Exception):
+    """Base of the ledger's domain errors."""
+
+
+class InsufficientCredits(CreditsError):
+    def __init__(self, *, available: int, required: int):
+        self.available = available
+        self.required = required
+        super().__init__(f"available balance {available} is below the {required} required")
+
+
+class InvalidAmount(CreditsError):
+    pass
+
+
+class HoldNotOpen(CreditsError):
+    pass
+
+
+class RefundExceedsCharge(CreditsError):
+    pass
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: Account
+    amount: int
+    kind: str
+
+
+# Accounts
+
+
+def accounts_open_for_owner(*, owner: Owner) -> None:
+    for kind in (Account.Kind.POOL, Account.Kind.ESCROW):
+        Account.objects.get_or_create(owner=owner, kind=kind)
+
+
+def accounts_open_for_agent(*, agent: Agent) -> None:
+    for kind in (Account.Kind.EARNINGS, Account.Kind.ESCROW):
+        Account.objects.get_or_create(agent=agent, kind=kind)
+
+
+def platform_account(kind: str) -> Account:
+    account, _ = Account.objects.get_or_create(kind=kind, owner=None, agent=None)
+    return account
+
+
+def spend_account(*, owner: Owner | None = None, agent: Agent | None = None) -> Account:
+    """The account a principal spends from: an owner's pool or an agent's earnings."""
+    if agent is not None:
+        accounts_open_for_agent(agent=agent)
+        return Account.objects.get(agent=agent, kind=Account.Kind.EARNINGS)
+    accounts_open_for_owner(owner=owner)
+    return Account.objects.get(owner=owner, kind=Account.Kind.POOL)
+
+
+def escrow_account(*, owner: Owner | None = None, agent: Agent | None = None) -> Account:
+    if agent is not None:
+        accounts_open_for_agent(agent=agent)
+        return Account.objects.get(agent=agent, kind=Account.Kind.ESCROW)
+    accounts_open_for_owner(owner=owner)
+    return Account.objects.get(owner=owner, kind=Account.Kind.ESCROW)
+
+
+# The posting primitive
+
+
+def _lock(accounts: list[Account]) -> dict[int, Account]:
+    ids = sorted({a.pk for a in accounts})
+    # Primary-key order: every movement takes its locks in the same order.
+    locked = Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    return {a.pk: a for a in locked}
+
+
+def _post(
+    *,
+    kind: str,
+    reference: str,
+    subject: str,
+    legs: list[Leg],
+    locked: dict[int, Account],
+    memo: str = "",
+) -> Transaction:
+    """Write one balanced transaction over accounts the caller has already locked."""
+    legs = [leg for leg in legs if leg.amount != 0]
+    if sum(leg.amount for leg in legs) != 0:
+        raise CreditsError(f"unbalanced transaction {reference}")
+    txn = Transaction.objects.create(kind=kind, reference=reference, subject=subject, memo=memo)
+    entries = []
+    for leg in legs:
+        account = locked[leg.account.pk]
+        account.balance += leg.amount
+        entries.append(
+            Entry(
+                transaction=txn,
+                account=account,
+                amount=leg.amount,
+                kind=leg.kind,
+                subject=subject,
+                balance_after=account.balance,
+            )
+        )
+    Entry.objects.bulk_create(entries)
+    for account in {leg.account.pk: locked[leg.account.pk] for leg in legs}.values():
+        Account.objects.filter(pk=account.pk).update(balance=account.balance)
+    return txn
+
+
+def _existing(reference: str) -> Transaction | None:
+    return Transaction.objects.filter(reference=reference).first()
+
+
+# Movements
+
+
+@transaction.atomic
+def grant_issue(
+    *,
+    owner: Owner | None = None,
+    agent: Agent | None = None,
+    amount: int,
+    reference: str | None = None,
+    memo: str = "",
+) -> Transaction:
+    """Platform funding → the owner's pool (or an agent's earnings)."""
+    if amount < 1:
+        raise InvalidAmount("a grant must be at least 1 cent")
+    target = spend_account(owner=owner, agent=agent)
+    funding = platform_account(Account.Kind.FUNDING)
+    reference = reference or f"grant:{uuid.uuid4().hex}"
+    locked = _lock([target, funding])
+    if (txn := _existing(reference)) is not None:
+        return txn
+    return _post(
+        kind=Transaction.Kind.GRANT,
+        reference=reference,
+        subject="",
+        memo=memo,
+        locked=locked,
+        legs=[
+            Leg(funding, -amount, Entry.Kind.GRANT),
+            Leg(target, amount, Entry.Kind.GRANT),
+        ],
+    )
+
+
+@transaction.atomic
+def hold_place(
+    *,
+    owner: Owner | None = None,
+    agent: Agent | None = None,
+    amount: int,
+    reference: str,
+    subject: str = "",
+) -> Hold:
+    """The payer's spendable account → their escrow. ``InsufficientCredits`` holds nothing."""
+    if amount < 1:
+        raise InvalidAmount("a hold must be at least 1 cent")
+    payer = spend_account(owner=owner, agent=agent)
+    escrow = escrow_account(owner=owner, agent=agent)
+    locked = _lock([payer, escrow])
+    if (existing := Hold.objects.filter(reference=reference).first()) is not None:
+        return existing
+    available = locked[payer.pk].balance
+    # Checked inside the lock: a concurrent hold on the same pool waits above, then sees ours.
+    if available < amount:
+        raise InsufficientCredits(available=available, required=amount)
+    _post(
+        kind=Transaction.Kind.HOLD,
+        reference=f"{reference}:hold",
+        subject=subject,
+        locked=locked,
+        legs=[Leg(payer, -amount, Entry.Kind.HOLD), Leg(escrow, amount, Entry.Kind.HOLD)],
+    )
+    return Hold.objects.create(
+        reference=reference, subject=subject, payer=payer, escrow=escrow, amount=amount
+    )
+
+
+def fee_for(price: int) -> int:
+    return price * settings.PLATFORM_FEE_BPS // 10000
+
+
+@transaction.atomic
+def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
+    """Charge ``price`` out of an open hold: the payee gets it less the fee, the rest goes back.
+
+    The escrow returns the whole hold to the payer, who is charged the price in the same
+    transaction, so the payer's own entries read: hold, release, charge.
+    """
+    hold = Hold.objects.select_for_update().get(pk=hold.pk)
+    if hold.status != Hold.Status.OPEN:
+        if hold.status == Hold.Status.CAPTURED and hold.payee is not None:
+            return hold  # a retried capture: the money already moved
+        raise HoldNotOpen(f"hold {hold.reference} is {hold.status}")
+    if not 0 <= price <= hold.amount:
+        raise InvalidAmount(f"price {price} is outside 0..{hold.amount}")
+    payee_account = spend_account(agent=payee)
+    fees = platform_account(Account.Kind.FEES)
+    fee = fee_for(price)
+    locked = _lock([hold.payer, hold.escrow, payee_account, fees])
+    _post(
+        kind=Transaction.Kind.CAPTURE,
+        reference=f"{hold.reference}:capture",
+        subject=hold.subject,
+        locked=locked,
+        legs=[
+            Leg(hold.escrow, -hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.payer, hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.payer, -price, Entry.Kind.CHARGE),
+            Leg(payee_account, price - fee, Entry.Kind.PAYOUT),
+            Leg(fees, fee, Entry.Kind.FEE),
+        ],
+    )
+    hold.status = Hold.Status.CAPTURED
+    hold.payee = payee_account
+    hold.charged = price
+    hold.fee = fee
+    hold.settled_at = timezone.now()
+    hold.save(update_fields=["status", "payee", "charged", "fee", "settled_at"])
+    return hold
+
+
+@transaction.atomic
+def hold_release(*, hold: Hold) -> Hold:
+    """Give an open hold back to the payer in full."""
+    hold = Hold.objects.select_for_update().get(pk=hold.pk)
+    if hold.status == Hold.Status.RELEASED:
+        return hold
+    if hold.status != Hold.Status.OPEN:
+        raise HoldNotOpen(f"hold {hold.reference} is {hold.status}")
+    locked = _lock([hold.payer, hold.escrow])
+    _post(
+        kind=Transaction.Kind.RELEASE,
+        reference=f"{hold.reference}:release",
+        subject=hold.subject,
+        locked=locked,
+        legs=[
+            Leg(hold.escrow, -hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.payer, hold.amount, Entry.Kind.RELEASE),
+        ],
+    )
+    hold.status = Hold.Status.RELEASED
+    hold.settled_at = timezone.now()
+    hold.save(update_fields=["status", "settled_at"])
+    return hold
+
+
+@transaction.atomic
+def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
+    """Give back ``amount`` of a captured charge, clawed back from payee and fees in proportion.
+
+    Of a refund ``r`` out of a charge ``c`` with fee ``f``, ``floor(r × f / c)`` comes from the
+    fees and the rest from the payee, whose earnings may go negative (it then owes the platform).
+    """
+    hold = Hold.objects.select_for_update().get(pk=hold.pk)
+    if _existing(reference) is not None:
+        return hold  # a retried refund: the money already moved
+    if hold.status != Hold.Status.CAPTURED:
+        raise HoldNotOpen(f"hold {hold.reference} is {hold.status}, not captured")
+    if amount < 1:
+        raise InvalidAmount("a refund must be at least 1 cent")
+    if amount > hold.refundable:
+        raise RefundExceedsCharge(
+            f"refund {amount} exceeds the {hold.refundable} left of charge {hold.charged}"
+        )
+    fees = platform_account(Account.Kind.FEES)
+    from_fees = amount * hold.fee // hold.charged
+    from_payee = amount - from_fees
+    locked = _lock([hold.payer, hold.payee, fees])
+    _post(
+        kind=Transaction.Kind.REFUND,
+        reference=reference,
+        subject=hold.subject,
+        locked=locked,
+        legs=[
+            Leg(hold.payee, -from_payee, Entry.Kind.CLAWBACK),
+            Leg(fees, -from_fees, Entry.Kind.CLAWBACK),
+            Leg(hold.payer, amount, Entry.Kind.REFUND),
+        ],
+    )
+    hold.refunded += amount
+    hold.save(update_fields=["refunded"])
+    return hold

@@ -1,0 +1,1 @@
+"""Disputes: filed on completed tasks and settled by reviewers (a later issue builds them)."""

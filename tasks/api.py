@@ -1,0 +1,269 @@
+"""The task API: one view per operation, each calling one service or selector."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from city.api import ApiView, paginate
+from city.errors import NotFound
+from city.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from city.models import Agent, AgentOffer
+from tasks import selectors, services
+from tasks.models import FailureReason, Feedback, Status
+from tasks.serializers import event_out, task_out
+
+MAX_BUDGET = 1_000_000_000_000
+
+
+class FileInput(StrictSerializer):
+    name = StrictCharField(max_length=1000)
+    content = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+
+class TaskInputField(serializers.Field):
+    """``input``: an object with a ``description``; other keys are kept as the caller sent them."""
+
+    default_error_messages = {"invalid": "Expected a JSON object."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        known = {k: data[k] for k in ("description", "repo", "code", "files") if k in data}
+        checked = _TaskInputKnown(data=known)
+        if not checked.is_valid():
+            raise serializers.ValidationError(checked.errors)
+        return {**data, **checked.validated_data}
+
+    def to_representation(self, value):
+        return value
+
+
+class _TaskInputKnown(serializers.Serializer):
+    description = StrictCharField(max_length=100_000)
+    repo = StrictCharField(required=False, max_length=2000)
+    code = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    files = FileInput(many=True, required=False)
+
+
+class SubmitInput(StrictSerializer):
+    taskType = serializers.RegexField(r"^[a-z0-9_]{1,64}$", max_length=64)
+    input = TaskInputField()
+    maxBudget = StrictIntegerField(min_value=1, max_value=MAX_BUDGET)
+    agentId = StrictCharField(required=False, allow_null=True, max_length=64)
+    parentTaskId = StrictCharField(required=False, allow_null=True, max_length=64)
+
+
+def _submit(view, request) -> Response:
+    body = SubmitInput(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    task = services.task_submit(
+        principal=view.principal,
+        task_type=data["taskType"],
+        input=data["input"],
+        max_budget=data["maxBudget"],
+        agent_id=data.get("agentId"),
+        parent_task_id=data.get("parentTaskId"),
+    )
+    task.refresh_from_db()  # eager jobs (routing) may have moved it on commit
+    return Response(task_out(task), status=201)
+
+
+class TaskCollection(ApiView):
+    """GET: list the caller's tasks. POST: an owner submits a task."""
+
+    def get_allowed_kinds(self, method: str) -> tuple[str, ...]:
+        return ("owner",) if method == "POST" else ("owner", "agent")
+
+    class ListParams(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Status.values, required=False)
+        role = serializers.ChoiceField(choices=["caller", "assignee"], required=False)
+
+    def get(self, request):
+        params = self.ListParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        principal = self.principal
+        role = params.validated_data.get("role")
+        if principal.is_owner and role == "assignee":
+            tasks = selectors.task_list(principal=principal).none()
+        else:
+            tasks = selectors.task_list(
+                principal=principal,
+                status=params.validated_data.get("status"),
+                role=role if principal.is_agent else None,
+            )
+        return paginate(request, tasks, task_out)
+
+    def post(self, request):
+        return _submit(self, request)
+
+
+class AgentTaskCollection(ApiView):
+    """An agent sub-hires another agent, paying from its earnings."""
+
+    allowed_kinds = ("agent",)
+
+    def post(self, request):
+        return _submit(self, request)
+
+
+class SubmittedTasks(ApiView):
+    allowed_kinds = ("agent",)
+
+    def get(self, request):
+        tasks = selectors.submitted_for_agent(principal=self.principal)[:1000]
+        return Response([task_out(task) for task in tasks])
+
+
+class TaskDetail(ApiView):
+    def get(self, request, task_id: str):
+        task = selectors.task_get(principal=self.principal, task_id=task_id)
+        if task is None:
+            raise NotFound(f"No such task: {task_id}", code="task_not_found")
+        return Response(task_out(task))
+
+
+class TaskEvents(ApiView):
+    def get(self, request, task_id: str):
+        task = selectors.task_get(principal=self.principal, task_id=task_id)
+        if task is None:
+            raise NotFound(f"No such task: {task_id}", code="task_not_found")
+        return Response([event_out(event) for event in selectors.event_list(task=task)])
+
+
+class SandboxCreate(ApiView):
+    allowed_kinds = ("agent",)
+
+    def post(self, request, task_id: str):
+        StrictSerializer(data=request.data).is_valid(raise_exception=True)
+        sandbox = services.sandbox_provision(principal=self.principal, task_id=task_id)
+        return Response({"sandboxId": sandbox.pk}, status=201)
+
+
+class SandboxDetail(ApiView):
+    allowed_kinds = ("agent",)
+
+    def delete(self, request, task_id: str, sandbox_id: str):
+        destroyed = services.sandbox_destroy(
+            principal=self.principal, task_id=task_id, sandbox_id=sandbox_id
+        )
+        return Response({"destroyed": destroyed})
+
+
+class TaskExecuting(ApiView):
+    allowed_kinds = ("agent",)
+
+    class Input(StrictSerializer):
+        sandboxId = StrictCharField(max_length=64)
+
+    def post(self, request, task_id: str):
+        body = self.Input(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = services.task_start(
+            principal=self.principal, task_id=task_id, sandbox_id=body.validated_data["sandboxId"]
+        )
+        return Response(task_out(task))
+
+
+class TaskComplete(ApiView):
+    allowed_kinds = ("agent",)
+
+    class Input(StrictSerializer):
+        output = serializers.DictField()
+        executionTimeMs = StrictIntegerField(min_value=0, max_value=10**12)
+        qualityScore = StrictIntegerField(
+            min_value=0, max_value=100, required=False, allow_null=True
+        )
+
+    def post(self, request, task_id: str):
+        body = self.Input(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        task = services.task_complete(
+            principal=self.principal,
+            task_id=task_id,
+            output=request.data["output"],
+            execution_time_ms=data["executionTimeMs"],
+            quality_score=data.get("qualityScore"),
+        )
+        task.refresh_from_db()  # the eager quality check may have settled it on commit
+        return Response(task_out(task))
+
+
+class TaskFail(ApiView):
+    allowed_kinds = ("agent",)
+
+    class Input(StrictSerializer):
+        reason = serializers.ChoiceField(choices=FailureReason.values)
+        errorMessage = StrictCharField(
+            required=False, allow_blank=True, allow_null=True, max_length=10_000
+        )
+
+    def post(self, request, task_id: str):
+        body = self.Input(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = services.task_fail(
+            principal=self.principal,
+            task_id=task_id,
+            reason=body.validated_data["reason"],
+            error_message=body.validated_data.get("errorMessage") or "",
+        )
+        return Response(task_out(task))
+
+
+class TaskFeedback(ApiView):
+    class Input(StrictSerializer):
+        feedback = serializers.ChoiceField(choices=Feedback.values)
+
+    def post(self, request, task_id: str):
+        body = self.Input(data=request.data)
+        body.is_valid(raise_exception=True)
+        _, refunded = services.task_feedback(
+            principal=self.principal, task_id=task_id, feedback=body.validated_data["feedback"]
+        )
+        return Response({"refunded": refunded})
+
+
+class AgentDirectory(ApiView):
+    """Active agents that can be hired, with their prices, rating and record."""
+
+    class Params(serializers.Serializer):
+        taskType = serializers.RegexField(r"^[a-z0-9_]{1,64}$", required=False)
+
+    def get(self, request):
+        params = self.Params(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        task_type = params.validated_data.get("taskType")
+        offers = AgentOffer.objects.order_by("task_type")
+        agents = (
+            Agent.objects.filter(status=Agent.Status.ACTIVE)
+            .prefetch_related(Prefetch("offers", queryset=offers))
+            .annotate(
+                completed=Count(
+                    "tasks_assigned",
+                    filter=Q(tasks_assigned__status__in=[Status.COMPLETED, Status.REFUNDED]),
+                    distinct=True,
+                ),
+                ups=Count("tasks_assigned", filter=Q(tasks_assigned__feedback="up"), distinct=True),
+                downs=Count(
+                    "tasks_assigned", filter=Q(tasks_assigned__feedback="down"), distinct=True
+                ),
+            )
+            .order_by("created_at", "id")
+        )
+        if task_type:
+            agents = agents.filter(offers__task_type=task_type)
+        return paginate(request, agents, agent_out)
+
+
+def agent_out(agent: Agent) -> dict:
+    rated = agent.ups + agent.downs
+    return {
+        "id": agent.pk,
+        "name": agent.name,
+        "taskTypes": [{"taskType": o.task_type, "price": o.price} for o in agent.offers.all()],
+        "rating": round(100 * agent.ups / rated) if rated else None,
+        "completedTasks": agent.completed,
+    }

@@ -1,0 +1,236 @@
+"""Tasks, their recorded transitions, and their sandboxes.
+
+A task's ``status`` is a protected FSM field: only the ``@transition`` methods below change it,
+and they only check guards and set fields on ``self``. Moving money, recording the
+``TaskEvent``, enqueueing jobs: that is ``tasks.services``' work, in one transaction per action.
+
+The caller is an owner, or an agent sub-hiring with its earnings. ``price`` is agreed when the
+task is assigned (the agent's price for the task type, never above ``max_budget``) and is what
+the caller is charged on completion.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from city.ids import random_id
+from city.models import Agent, Owner
+from credits.models import Hold
+
+
+def task_id() -> str:
+    return random_id("", 25)
+
+
+def sandbox_id() -> str:
+    return random_id("sbx_")
+
+
+class Status(models.TextChoices):
+    SUBMITTED = "submitted"
+    ROUTING = "routing"
+    EXECUTING = "executing"
+    QUALITY_CHECK = "quality_check"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+ACTIVE_STATUSES = (Status.SUBMITTED, Status.ROUTING, Status.EXECUTING)
+TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.REFUNDED)
+
+
+class FailureReason(models.TextChoices):
+    QUALITY_GATE = "quality_gate"
+    EXECUTION_ERROR = "execution_error"
+    TIMEOUT = "timeout"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+class Feedback(models.TextChoices):
+    UP = "up"
+    DOWN = "down"
+
+
+class Task(FSMModelMixin, models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=task_id, editable=False)
+    task_type = models.CharField(max_length=64)
+    status = FSMField(default=Status.SUBMITTED, choices=Status.choices, protected=True)
+    input = models.JSONField()
+    output = models.JSONField(null=True, blank=True)
+    max_budget = models.BigIntegerField()
+    price = models.BigIntegerField(null=True, blank=True)
+
+    caller_owner = models.ForeignKey(
+        Owner, models.PROTECT, null=True, blank=True, related_name="tasks_submitted"
+    )
+    caller_agent = models.ForeignKey(
+        Agent, models.PROTECT, null=True, blank=True, related_name="tasks_submitted"
+    )
+    agent = models.ForeignKey(
+        Agent, models.PROTECT, null=True, blank=True, related_name="tasks_assigned"
+    )
+    direct_hire = models.BooleanField(default=False)
+    parent = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="subtasks"
+    )
+    hold = models.OneToOneField(Hold, models.PROTECT, null=True, blank=True, related_name="task")
+    sandbox_id = models.CharField(max_length=32, blank=True, help_text="the sandbox it started in")
+
+    credits_held = models.BigIntegerField(default=0)
+    credits_charged = models.BigIntegerField(null=True, blank=True)
+    credits_refunded = models.BigIntegerField(default=0)
+
+    quality_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    self_reported_quality_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    execution_time_ms = models.BigIntegerField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=32, choices=FailureReason.choices, blank=True)
+    error_message = models.TextField(blank=True)
+    feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["caller_owner", "-created_at"]),
+            models.Index(fields=["caller_agent", "-created_at"]),
+            models.Index(fields=["agent", "status", "created_at"]),
+            models.Index(fields=["status", "updated_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(caller_owner__isnull=False, caller_agent__isnull=True)
+                | Q(caller_owner__isnull=True, caller_agent__isnull=False),
+                name="task_has_one_caller",
+            ),
+            models.CheckConstraint(condition=Q(max_budget__gte=1), name="task_budget_positive"),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__lte=models.F("max_budget")),
+                name="task_price_within_budget",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.id} ({self.status})"
+
+    @property
+    def feedback_refund_deadline(self):
+        if self.completed_at is None:
+            return None
+        from datetime import timedelta
+
+        return self.completed_at + timedelta(seconds=settings.FEEDBACK_REFUND_WINDOW_SECONDS)
+
+    def is_unassigned(self) -> bool:
+        return self.agent_id is None
+
+    def is_assigned(self) -> bool:
+        return self.agent_id is not None
+
+    # Transitions: guards and fields on self only.
+
+    @transition(status, source=Status.SUBMITTED, target=Status.ROUTING, conditions=[is_unassigned])
+    def route(self) -> None:
+        pass
+
+    @transition(
+        status,
+        source=[Status.SUBMITTED, Status.ROUTING],
+        target=Status.SUBMITTED,
+        conditions=[is_unassigned],
+    )
+    def assign(self, *, agent: Agent, price: int, at) -> None:
+        self.agent = agent
+        self.price = price
+        self.assigned_at = at
+
+    @transition(status, source=Status.SUBMITTED, target=Status.EXECUTING, conditions=[is_assigned])
+    def start(self, *, sandbox_id: str, at) -> None:
+        self.sandbox_id = sandbox_id
+        self.started_at = at
+
+    @transition(status, source=Status.EXECUTING, target=Status.QUALITY_CHECK)
+    def complete(self, *, output, execution_time_ms: int, self_reported: int | None) -> None:
+        self.output = output
+        self.execution_time_ms = execution_time_ms
+        self.self_reported_quality_score = self_reported
+
+    @transition(status, source=Status.QUALITY_CHECK, target=Status.COMPLETED)
+    def pass_check(self, *, score: int, at) -> None:
+        self.quality_score = score
+        self.credits_held = 0
+        self.credits_charged = self.price
+        self.completed_at = at
+        self.finished_at = at
+
+    @transition(status, source=Status.QUALITY_CHECK, target=Status.FAILED)
+    def reject(self, *, score: int, at) -> None:
+        self.quality_score = score
+        self.credits_held = 0
+        self.failure_reason = FailureReason.QUALITY_GATE
+        self.error_message = f"quality score {score} is below {settings.QUALITY_PASS_SCORE}"
+        self.finished_at = at
+
+    @transition(status, source=list(ACTIVE_STATUSES), target=Status.FAILED)
+    def fail(self, *, reason: str, error_message: str, at) -> None:
+        self.credits_held = 0
+        self.failure_reason = reason
+        self.error_message = error_message
+        self.finished_at = at
+
+    @transition(status, source=Status.COMPLETED, target=Status.REFUNDED)
+    def refund(self) -> None:
+        pass
+
+
+class TaskEvent(models.Model):
+    """An append-only record of every transition and action on a task."""
+
+    task = models.ForeignKey(Task, models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    actor = models.CharField(max_length=64, help_text="owner:<id>, agent:<id> or system")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["task", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.from_status}→{self.to_status}"
+
+
+class Sandbox(models.Model):
+    class Status(models.TextChoices):
+        LIVE = "live"
+        DESTROYED = "destroyed"
+
+    id = models.CharField(primary_key=True, max_length=32, default=sandbox_id, editable=False)
+    task = models.ForeignKey(Task, models.CASCADE, related_name="sandboxes")
+    provider = models.CharField(max_length=16)
+    external_id = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One live sandbox per task, enforced by the database too.
+            models.UniqueConstraint(
+                fields=["task"], condition=Q(status="live"), name="sandbox_one_live_per_task"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.id
