@@ -82,7 +82,7 @@ class PageParams(serializers.Serializer):
 
 
 def paginate(request, queryset, serialize) -> Response:
-    """The contract's page: ``{"data": [...], "pagination": {page, pageSize, total, totalPages}}``."""
+    """The contract's page: ``{"data": [...], "pagination": {...}}``, newest rows as ordered."""
     params = PageParams(data=request.query_params)
     params.is_valid(raise_exception=True)
     page, size = params.validated_data["page"], params.validated_data["pageSize"]

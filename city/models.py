@@ -121,3 +121,6 @@ class IdempotencyKey(models.Model):
             )
         ]
         indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

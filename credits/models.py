@@ -107,6 +107,9 @@ class Entry(models.Model):
         indexes = [models.Index(fields=["account", "-id"])]
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_nonzero")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} on account {self.account_id}"
+
 
 class Hold(models.Model):
     class Status(models.TextChoices):
