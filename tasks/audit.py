@@ -37,7 +37,7 @@ def task_money_audit() -> list[str]:
                 problems.append(f"{where} charged {task.credits_charged} above its budget")
             if hold.refunded != task.credits_refunded:
                 problems.append(
-                    f"{where}: refunded {hold.refunded} in the ledger, {task.credits_refunded} on it"
+                    f"{where}: ledger refunded {hold.refunded}, task says {task.credits_refunded}"
                 )
             if task.status == Status.REFUNDED and hold.refunded != hold.charged:
                 problems.append(f"{where} refunded {hold.refunded} of {hold.charged}")
