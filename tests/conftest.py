@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from tests.factories import GOOD_OUTPUT, make_agent, make_owner, task_body
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ledger_unchecked: the test breaks the ledger on purpose")
+
+
+@pytest.fixture(autouse=True)
+def ledger_audited(request):
+    """Every test that touches the database ends with ``manage.py check_ledger`` passing."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+    } & set(request.fixturenames)
+    if not uses_db or request.node.get_closest_marker("ledger_unchecked"):
+        yield
+        return
+    # Requested here so that the database outlives this fixture's teardown.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    call_command("check_ledger", stdout=open(os.devnull, "w"))
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_root(settings, tmp_path):
+    settings.SANDBOX_ROOT = tmp_path / "sandboxes"
+
+
+@pytest.fixture
+def postgres(db):
+    """Marks a test that needs real row locks: skipped without PostgreSQL, failed in CI."""
+    if connection.vendor != "postgresql":
+        if IN_CI:
+            pytest.fail("CI must run this test on PostgreSQL (set DATABASE_URL)")
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def alice(db):
+    return make_owner("alice@example.com", credits=100_000)
+
+
+@pytest.fixture
+def bob(db):
+    return make_owner("bob@example.com")
+
+
+@pytest.fixture
+def charlie(db):
+    return make_owner("charlie@example.com", credits=100_000)
+
+
+@pytest.fixture
+def rex(bob):
+    """bob's agent: code_review at 2500, bug_fix at 4000."""
+    return make_agent(bob, "rex", {"code_review": 2500, "bug_fix": 4000})
+
+
+@pytest.fixture
+def zed(charlie):
+    """charlie's agent, unrelated to alice's tasks: code_review at 3000."""
+    return make_agent(charlie, "zed", {"code_review": 3000})
+
+
+@pytest.fixture
+def reviewer(db):
+    return make_owner("reviewer@example.com", staff=True)
+
+
+@pytest.fixture
+def submitted(alice, rex):
+    """alice's code_review task, direct-hired to rex at 2500 with a 5000 budget."""
+    response = alice.api.post("/api/v1/tasks", task_body(agentId=rex.id))
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+@pytest.fixture
+def executing(submitted, rex):
+    tid = submitted["id"]
+    sandbox = rex.api.post(f"/api/v1/tasks/{tid}/sandbox").json()["sandboxId"]
+    response = rex.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sandbox})
+    assert response.status_code == 200, response.content
+    return {**response.json(), "sandboxId": sandbox}
+
+
+@pytest.fixture
+def completed(executing, rex):
+    tid = executing["id"]
+    response = rex.api.post(
+        f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 1200}
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "completed", response.json()
+    return response.json()
+
+
+def pytest_collection_modifyitems(items):
+    # Every database test commits for real, as the server does: on_commit jobs (routing, the
+    # quality check, sandbox cleanup) run when a request's transaction commits, and row locks
+    # behave as in production. A test may still ask for plain ``db`` with its own marker.
+    for item in items:
+        if item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db(transaction=True))
