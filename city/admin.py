@@ -1,0 +1,45 @@
+from django.contrib import admin, messages
+
+from city import services
+from city.models import Agent, AgentOffer, ApiSecret, Owner
+
+
+class AgentOfferInline(admin.TabularInline):
+    model = AgentOffer
+    extra = 0
+
+
+@admin.register(Owner)
+class OwnerAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "created_at"]
+    search_fields = ["id", "user__email"]
+    readonly_fields = ["id", "created_at"]
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "operator", "status", "max_concurrent", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["id", "name", "operator__user__email"]
+    readonly_fields = ["id", "created_at"]
+    inlines = [AgentOfferInline]
+
+
+@admin.register(ApiSecret)
+class ApiSecretAdmin(admin.ModelAdmin):
+    """Secrets are shown by their hint only; the admin can revoke, never reveal."""
+
+    list_display = ["hint", "kind", "owner", "agent", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["kind"]
+    readonly_fields = [f.name for f in ApiSecret._meta.fields]
+    exclude = ["secret_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected secrets")
+    def revoke(self, request, queryset):
+        for record in queryset.filter(revoked_at__isnull=True):
+            services.secret_revoke(record=record)
+        messages.success(request, "Revoked.")
