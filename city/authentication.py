@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from city.ids import secret_hash
 from city.models import ApiSecret
 from city.principals import Principal
+from city.throttling import seconds_left_in_window, window_count, window_peek
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -39,7 +38,7 @@ def client_address(request) -> str:
 
 
 def _failure_key(request) -> str:
-    return f"authfail:{client_address(request)}:{int(time.time() // 60)}"
+    return f"authfail:{client_address(request)}"
 
 
 class SecretAuthentication(authentication.BaseAuthentication):
@@ -55,19 +54,15 @@ class SecretAuthentication(authentication.BaseAuthentication):
             )
         # Guessing secrets is throttled per client address, before any lookup.
         key = _failure_key(request)
-        if (cache.get(key) or 0) >= settings.AUTH_FAILURES_PER_MINUTE:
-            raise exceptions.Throttled(wait=60 - int(time.time()) % 60)
+        if window_peek(key) >= settings.AUTH_FAILURES_PER_MINUTE:
+            raise exceptions.Throttled(wait=seconds_left_in_window())
         record = (
             ApiSecret.objects.select_related("owner__user", "agent__operator")
             .filter(secret_hash=secret_hash(secret), revoked_at__isnull=True)
             .first()
         )
         if record is None:
-            if cache.add(key, 1, timeout=120) is False:
-                try:
-                    cache.incr(key)
-                except ValueError:
-                    cache.set(key, 1, timeout=120)
+            window_count(key)
             raise exceptions.AuthenticationFailed(
                 "The secret is unknown or revoked.", code="invalid_secret"
             )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from tasks import services
-from tasks.models import ACTIVE_STATUSES, Task
+from tasks.models import Status, Task
 
 
 @shared_task
@@ -26,14 +30,32 @@ def destroy_sandboxes(task_id: str) -> None:
 
 @shared_task
 def sweep_timeouts() -> int:
-    """Retry routing of unassigned tasks and fail every task that overstayed its status."""
+    """Fail every task that overstayed its status, and route unassigned ones again."""
     now = timezone.now()
+    overdue = Task.objects.filter(
+        Q(status=Status.EXECUTING, started_at__lte=now - _seconds("EXECUTION_TIMEOUT_SECONDS"))
+        | Q(
+            status=Status.SUBMITTED,
+            agent__isnull=False,
+            assigned_at__lte=now - _seconds("ASSIGNMENT_TIMEOUT_SECONDS"),
+        )
+        | Q(
+            status__in=[Status.SUBMITTED, Status.ROUTING],
+            agent__isnull=True,
+            created_at__lte=now - _seconds("ROUTING_TIMEOUT_SECONDS"),
+        )
+    ).values_list("pk", flat=True)
     failed = 0
-    for task in Task.objects.filter(status__in=ACTIVE_STATUSES).only(
-        "id", "status", "agent_id", "created_at", "assigned_at", "started_at"
-    ):
-        if services.timeout_reason(task, now) is not None:
-            failed += services.task_time_out(task_id=task.pk, now=now).status == "failed"
-        elif task.agent_id is None:
-            services.task_route(task_id=task.pk)
+    for task_id in list(overdue):
+        task = services.task_time_out(task_id=task_id, now=now)
+        failed += task is not None and task.status == Status.FAILED
+    unassigned = Task.objects.filter(
+        status__in=[Status.SUBMITTED, Status.ROUTING], agent__isnull=True
+    ).values_list("pk", flat=True)
+    for task_id in list(unassigned):
+        services.task_route(task_id=task_id)
     return failed
+
+
+def _seconds(setting: str) -> timedelta:
+    return timedelta(seconds=getattr(settings, setting))
