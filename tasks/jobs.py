@@ -28,6 +28,9 @@ def destroy_sandboxes(task_id: str) -> None:
     services.sandboxes_destroy_for_task(task_id=task_id)
 
 
+STUCK_QUALITY_CHECK = timedelta(minutes=5)
+
+
 @shared_task
 def sweep_timeouts() -> int:
     """Fail every task that overstayed its status, and route unassigned ones again."""
@@ -54,6 +57,12 @@ def sweep_timeouts() -> int:
     ).values_list("pk", flat=True)
     for task_id in list(unassigned):
         services.task_route(task_id=task_id)
+    # A quality check whose job was lost (a broker outage at enqueue time) runs again.
+    stuck = Task.objects.filter(
+        status=Status.QUALITY_CHECK, updated_at__lte=now - STUCK_QUALITY_CHECK
+    ).values_list("pk", flat=True)
+    for task_id in list(stuck):
+        services.task_quality_check(task_id=task_id)
     return failed
 
 
