@@ -54,13 +54,11 @@ class Leg:
 
 
 def accounts_open_for_owner(*, owner: Owner) -> None:
-    for kind in (Account.Kind.POOL, Account.Kind.ESCROW):
-        Account.objects.get_or_create(owner=owner, kind=kind)
+    holder_accounts(owner=owner)
 
 
 def accounts_open_for_agent(*, agent: Agent) -> None:
-    for kind in (Account.Kind.EARNINGS, Account.Kind.ESCROW):
-        Account.objects.get_or_create(agent=agent, kind=kind)
+    holder_accounts(agent=agent)
 
 
 def platform_account(kind: str) -> Account:
@@ -68,21 +66,22 @@ def platform_account(kind: str) -> Account:
     return account
 
 
+def holder_accounts(
+    *, owner: Owner | None = None, agent: Agent | None = None
+) -> tuple[Account, Account]:
+    """(spendable, escrow) accounts of an owner or an agent, opened on first use."""
+    holder = {"agent": agent} if agent is not None else {"owner": owner}
+    spend_kind = Account.Kind.EARNINGS if agent is not None else Account.Kind.POOL
+    found = {account.kind: account for account in Account.objects.filter(**holder)}
+    for kind in (spend_kind, Account.Kind.ESCROW):
+        if kind not in found:
+            found[kind], _ = Account.objects.get_or_create(**holder, kind=kind)
+    return found[spend_kind], found[Account.Kind.ESCROW]
+
+
 def spend_account(*, owner: Owner | None = None, agent: Agent | None = None) -> Account:
     """The account a principal spends from: an owner's pool or an agent's earnings."""
-    if agent is not None:
-        accounts_open_for_agent(agent=agent)
-        return Account.objects.get(agent=agent, kind=Account.Kind.EARNINGS)
-    accounts_open_for_owner(owner=owner)
-    return Account.objects.get(owner=owner, kind=Account.Kind.POOL)
-
-
-def escrow_account(*, owner: Owner | None = None, agent: Agent | None = None) -> Account:
-    if agent is not None:
-        accounts_open_for_agent(agent=agent)
-        return Account.objects.get(agent=agent, kind=Account.Kind.ESCROW)
-    accounts_open_for_owner(owner=owner)
-    return Account.objects.get(owner=owner, kind=Account.Kind.ESCROW)
+    return holder_accounts(owner=owner, agent=agent)[0]
 
 
 # The posting primitive
@@ -179,8 +178,7 @@ def hold_place(
     """The payer's spendable account → their escrow. ``InsufficientCredits`` holds nothing."""
     if amount < 1:
         raise InvalidAmount("a hold must be at least 1 cent")
-    payer = spend_account(owner=owner, agent=agent)
-    escrow = escrow_account(owner=owner, agent=agent)
+    payer, escrow = holder_accounts(owner=owner, agent=agent)
     locked = _lock([payer, escrow])
     if (existing := Hold.objects.filter(reference=reference).first()) is not None:
         return existing
