@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from credits.models import Account, Entry, Hold, Transaction
 
@@ -29,14 +30,20 @@ def ledger_audit() -> list[str]:
     negative = Account.objects.filter(balance__lt=0, kind__in=["pool", "escrow"])
     for account in negative:
         problems.append(f"account {account.pk} ({account.kind}) is negative: {account.balance}")
-    for escrow in Account.objects.filter(kind=Account.Kind.ESCROW):
-        open_holds = Hold.objects.filter(escrow=escrow, status=Hold.Status.OPEN).aggregate(
-            s=Sum("amount", default=0)
-        )["s"]
-        if escrow.balance != open_holds:
-            problems.append(
-                f"escrow {escrow.pk} holds {escrow.balance} but its open holds total {open_holds}"
-            )
+    open_holds = (
+        Hold.objects.filter(escrow=OuterRef("pk"), status=Hold.Status.OPEN)
+        .values("escrow")
+        .annotate(s=Sum("amount"))
+        .values("s")
+    )
+    escrows = (
+        Account.objects.filter(kind=Account.Kind.ESCROW)
+        .annotate(held=Coalesce(Subquery(open_holds), 0))
+        .exclude(balance=F("held"))
+        .values_list("pk", "balance", "held")
+    )
+    for pk, balance, held in escrows:
+        problems.append(f"escrow {pk} holds {balance} but its open holds total {held}")
     for hold in Hold.objects.filter(refunded__gt=F("charged")):
         problems.append(f"hold {hold.reference} refunded {hold.refunded} of {hold.charged}")
     return problems
