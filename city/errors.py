@@ -62,6 +62,12 @@ class Conflict(ApiError):
     type = "conflict"
 
 
+class ServiceUnavailable(ApiError):
+    """A dependency failed (a sandbox provider, say); the contract's ``server_error``."""
+
+    type = "server_error"
+
+
 def error_body(type_: str, code: str, message: str, param: str | None = None) -> dict:
     error = {"type": type_, "code": code, "message": message}
     if param is not None:

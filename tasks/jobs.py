@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tasks import services
-from tasks.models import Status, Task
+from tasks.models import TERMINAL_STATUSES, Sandbox, Status, Task
 
 
 @shared_task
@@ -63,6 +63,14 @@ def sweep_timeouts() -> int:
     ).values_list("pk", flat=True)
     for task_id in list(stuck):
         services.task_quality_check(task_id=task_id)
+    # Sandboxes left live on finished tasks (a cleanup job that failed) are destroyed.
+    leaked = (
+        Sandbox.objects.filter(status=Sandbox.Status.LIVE, task__status__in=TERMINAL_STATUSES)
+        .values_list("task_id", flat=True)
+        .distinct()
+    )
+    for task_id in list(leaked):
+        services.sandboxes_destroy_for_task(task_id=task_id)
     return failed
 
 

@@ -13,7 +13,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from city.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
+from city.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PaymentRequired,
+    ServiceUnavailable,
+)
 from city.models import Agent, AgentOffer
 from city.principals import Principal
 from credits import services as credits
@@ -70,7 +77,9 @@ def _conflict(task: Task, action: str) -> Conflict:
 
 
 def _on_commit_job(job, *args) -> None:
-    transaction.on_commit(lambda: job.delay(*args))
+    # robust: the request has committed by then; a job that fails to enqueue (or, run eagerly,
+    # fails) is logged and left to the sweep instead of turning a done action into a 500.
+    transaction.on_commit(lambda: job.delay(*args), robust=True)
 
 
 def _finished(task: Task) -> None:
@@ -229,7 +238,12 @@ def sandbox_provision(*, principal: Principal, task_id: str) -> Sandbox:
     if task.sandboxes.filter(status=Sandbox.Status.LIVE).exists():
         raise Conflict("This task already has a live sandbox.", code="sandbox_already_live")
     sandbox = Sandbox(task=task, provider=settings.SANDBOX_PROVIDER)
-    sandbox.external_id = sandboxes.provider().create(sandbox_id=sandbox.pk, task=task)
+    try:
+        sandbox.external_id = sandboxes.provider().create(sandbox_id=sandbox.pk, task=task)
+    except sandboxes.SandboxError as exc:
+        raise ServiceUnavailable(
+            f"The sandbox provider failed: {exc}", code="sandbox_provider_error"
+        ) from exc
     try:
         with transaction.atomic():
             sandbox.save(force_insert=True)
