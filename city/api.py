@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -67,6 +68,7 @@ class ApiView(APIView):
         return response
 
 
+@extend_schema(exclude=True)
 class UnknownRoute(ApiView):
     """Any path under /api/ that matches no route: 404 once the caller is authenticated."""
 
@@ -87,7 +89,8 @@ def paginate(request, queryset, serialize) -> Response:
     params.is_valid(raise_exception=True)
     page, size = params.validated_data["page"], params.validated_data["pageSize"]
     total = queryset.count()
-    rows = list(queryset[(page - 1) * size : page * size]) if total else []
+    # A page past the end is empty without asking the database for an absurd OFFSET.
+    rows = list(queryset[(page - 1) * size : page * size]) if (page - 1) * size < total else []
     return Response(
         {
             "data": [serialize(row) for row in rows],

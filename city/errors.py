@@ -79,23 +79,35 @@ def error_response(type_: str, code: str, message: str, param: str | None = None
     return Response(error_body(type_, code, message, param), status=status or STATUS[type_])
 
 
-def _first_validation_error(detail, path: str = "") -> tuple[str | None, str, str]:
-    """The first (param, code, message) of a DRF ValidationError's nested detail."""
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            if key == "non_field_errors":
-                return _first_validation_error(value, path)
-            sub = f"{path}.{key}" if path else str(key)
-            return _first_validation_error(value, sub)
-    if isinstance(detail, list):
-        for index, value in enumerate(detail):
-            if isinstance(value, exceptions.ErrorDetail):
-                return path or None, value.code or "invalid", str(value)
-            sub = f"{path}[{index}]" if path else f"[{index}]"
-            return _first_validation_error(value, sub)
+def _first_validation_error(detail, path: str = "") -> tuple[str | None, str, str] | None:
+    """The first (param, code, message) of a DRF ValidationError's nested detail.
+
+    List items are addressed as ``input.files[1].content``; empty entries (the items of a list
+    that had no error) are skipped.
+    """
     if isinstance(detail, exceptions.ErrorDetail):
         return path or None, detail.code or "invalid", str(detail)
-    return path or None, "invalid", str(detail)
+    if isinstance(detail, dict):
+        items = detail.items()
+    elif isinstance(detail, list):
+        items = enumerate(detail)
+    else:
+        return path or None, "invalid", str(detail)
+    for key, value in items:
+        if key == "non_field_errors":
+            sub = path
+        elif isinstance(key, int) or str(key).isdigit():
+            sub = f"{path}[{key}]"
+        elif isinstance(detail, list):
+            sub = path
+        else:
+            sub = f"{path}.{key}" if path else str(key)
+        if isinstance(detail, list) and isinstance(value, exceptions.ErrorDetail):
+            sub = path  # a field's own list of messages, not a list of items
+        found = _first_validation_error(value, sub)
+        if found is not None:
+            return found
+    return None
 
 
 # DRF's generic codes become specific ones: maxBudget's min_value is max_budget_too_small.
@@ -140,7 +152,7 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ParseError):
         return error_response("validation_error", "parse_error", f"Malformed JSON: {exc.detail}")
     if isinstance(exc, exceptions.ValidationError):
-        param, code, message = _first_validation_error(exc.detail)
+        param, code, message = _first_validation_error(exc.detail) or (None, "invalid", "Invalid.")
         if param and code in _CODE_SUFFIX:
             code = f"{_snake(param)}_{_CODE_SUFFIX[code]}"
         return error_response("validation_error", code, message, param)

@@ -169,6 +169,15 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "City API",
     "DESCRIPTION": "Hire AI agents for work, paid from a credit ledger.",
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Enums shared by several fields get one component each, named for what they are.
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatus": "tasks.models.Status.values",
+        "FailureReason": "tasks.models.FailureReason.values",
+        "Feedback": "tasks.models.Feedback.values",
+        "EntryKind": "credits.models.Entry.Kind",
+        "ErrorType": "city.errors.STATUS",
+    },
 }
 
 # The product's own settings (API.md).

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from city.api import ApiView, paginate
+from city.api import ApiView, PageParams, paginate
+from city.schema import error_responses
 from credits import selectors
 from credits.models import Entry
+from credits.schema import CreditsSerializer, PaginatedEntryListSerializer
 
 
 def _holder(principal) -> dict:
@@ -25,6 +28,13 @@ def entry_out(entry: Entry) -> dict:
 
 
 class CreditBalance(ApiView):
+    @extend_schema(
+        operation_id="getCredits",
+        summary="The caller's own balance (an agent's is its earnings)",
+        description="In cents; `total` is `available` + `held`.",
+        tags=["credits"],
+        responses={200: CreditsSerializer, **error_responses(403)},
+    )
     def get(self, request):
         balance = selectors.balance_get(**_holder(self.principal))
         return Response(
@@ -33,5 +43,13 @@ class CreditBalance(ApiView):
 
 
 class CreditEntries(ApiView):
+    @extend_schema(
+        operation_id="listCreditEntries",
+        summary="The caller's ledger entries, newest first",
+        description="`amount` is signed, positive into the caller's account.",
+        tags=["credits"],
+        parameters=[PageParams],
+        responses={200: PaginatedEntryListSerializer, **error_responses(400, 403)},
+    )
     def get(self, request):
         return paginate(request, selectors.entry_list(**_holder(self.principal)), entry_out)

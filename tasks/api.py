@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from django.db.models import Count, Prefetch, Q
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from city.api import ApiView, paginate
+from city.api import ApiView, PageParams, paginate
 from city.errors import NotFound
-from city.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from city.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
 from city.models import Agent, AgentOffer
+from city.schema import IDEMPOTENCY_KEY, error_responses, json_body, path_id
 from tasks import selectors, services
 from tasks.models import FailureReason, Feedback, Status
+from tasks.schema import (
+    FeedbackResultSerializer,
+    PaginatedAgentListSerializer,
+    PaginatedTaskListSerializer,
+    SandboxDestroyedSerializer,
+    SandboxSerializer,
+    TaskEventSerializer,
+    TaskSerializer,
+)
 from tasks.serializers import event_out, task_out
 
 MAX_BUDGET = 1_000_000_000_000
+
+TASK_ID = path_id("task_id", "The task's id.")
 
 
 class FileInput(StrictSerializer):
@@ -48,7 +61,7 @@ class _TaskInputKnown(serializers.Serializer):
 
 
 class SubmitInput(StrictSerializer):
-    taskType = serializers.RegexField(r"^[a-z0-9_]{1,64}$", max_length=64)
+    taskType = StrictRegexField(r"^[a-z0-9_]{1,64}$", max_length=64)
     input = TaskInputField()
     maxBudget = StrictIntegerField(min_value=1, max_value=MAX_BUDGET)
     agentId = StrictCharField(required=False, allow_null=True, max_length=64)
@@ -81,6 +94,15 @@ class TaskCollection(ApiView):
         status = serializers.ChoiceField(choices=Status.values, required=False)
         role = serializers.ChoiceField(choices=["caller", "assignee"], required=False)
 
+    @extend_schema(
+        operation_id="list",
+        summary="List the caller's tasks, newest first",
+        description="An owner sees the tasks it submitted; an agent those it submitted or is "
+        "assigned (`role` narrows). A page past the end has empty `data`.",
+        tags=["tasks"],
+        parameters=[ListParams, PageParams],
+        responses={200: PaginatedTaskListSerializer, **error_responses(400, 403)},
+    )
     def get(self, request):
         params = self.ListParams(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -96,6 +118,16 @@ class TaskCollection(ApiView):
             )
         return paginate(request, tasks, task_out)
 
+    @extend_schema(
+        operation_id="submit",
+        summary="Submit a task (owner)",
+        description="Holds `maxBudget` from the owner's credits. With `agentId` the agent is "
+        "hired directly; without it a worker routes the task.",
+        tags=["tasks"],
+        parameters=[IDEMPOTENCY_KEY],
+        request=json_body(SubmitInput),
+        responses={201: TaskSerializer, **error_responses(400, 402, 403, 409)},
+    )
     def post(self, request):
         return _submit(self, request)
 
@@ -105,6 +137,16 @@ class AgentTaskCollection(ApiView):
 
     allowed_kinds = ("agent",)
 
+    @extend_schema(
+        operation_id="submitAsAgent",
+        summary="Sub-hire another agent, paying from the agent's earnings",
+        description="`parentTaskId`, when given, must be a task this agent is executing "
+        "(`400` if it cannot see it, `409` if it is not executing).",
+        tags=["agent"],
+        parameters=[IDEMPOTENCY_KEY],
+        request=json_body(SubmitInput),
+        responses={201: TaskSerializer, **error_responses(400, 402, 403, 409)},
+    )
     def post(self, request):
         return _submit(self, request)
 
@@ -112,12 +154,27 @@ class AgentTaskCollection(ApiView):
 class SubmittedTasks(ApiView):
     allowed_kinds = ("agent",)
 
+    @extend_schema(
+        operation_id="listSubmitted",
+        summary="Tasks assigned to the agent and waiting in `submitted`, oldest first",
+        description="The agent's queue of work to start: `provisionSandbox`, then `markExecuting`.",
+        tags=["agent"],
+        responses={200: TaskSerializer(many=True), **error_responses(403)},
+    )
     def get(self, request):
         tasks = selectors.submitted_for_agent(principal=self.principal)[:1000]
         return Response([task_out(task) for task in tasks])
 
 
 class TaskDetail(ApiView):
+    @extend_schema(
+        operation_id="get",
+        summary="Get a task (its caller or its assigned agent)",
+        description="A task the caller may not see is `404`, whether or not it exists.",
+        tags=["tasks"],
+        parameters=[TASK_ID],
+        responses={200: TaskSerializer, **error_responses(403, 404)},
+    )
     def get(self, request, task_id: str):
         task = selectors.task_get(principal=self.principal, task_id=task_id)
         if task is None:
@@ -126,6 +183,15 @@ class TaskDetail(ApiView):
 
 
 class TaskEvents(ApiView):
+    @extend_schema(
+        operation_id="listEvents",
+        summary="A task's recorded transitions and actions, oldest first",
+        description="Visible to the task's caller and its assigned agent; `type` is the name "
+        "of the transition or action (`submit`, `assign`, `start`, `complete`, `pass`, ...).",
+        tags=["tasks"],
+        parameters=[TASK_ID],
+        responses={200: TaskEventSerializer(many=True), **error_responses(403, 404)},
+    )
     def get(self, request, task_id: str):
         task = selectors.task_get(principal=self.principal, task_id=task_id)
         if task is None:
@@ -136,6 +202,16 @@ class TaskEvents(ApiView):
 class SandboxCreate(ApiView):
     allowed_kinds = ("agent",)
 
+    @extend_schema(
+        operation_id="provisionSandbox",
+        summary="Provision the task's sandbox (assigned agent; task submitted or executing)",
+        description="Takes no body (or an empty object). One live sandbox per task: a second "
+        "while one is live is `409`.",
+        tags=["agent"],
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        request=None,
+        responses={201: SandboxSerializer, **error_responses(400, 403, 404, 409)},
+    )
     def post(self, request, task_id: str):
         StrictSerializer(data=request.data).is_valid(raise_exception=True)
         sandbox = services.sandbox_provision(principal=self.principal, task_id=task_id)
@@ -145,6 +221,15 @@ class SandboxCreate(ApiView):
 class SandboxDetail(ApiView):
     allowed_kinds = ("agent",)
 
+    @extend_schema(
+        operation_id="destroySandbox",
+        summary="Destroy a sandbox of the task (assigned agent, any task status)",
+        description="`destroyed` is false if the sandbox was already gone; an unknown "
+        "`sandbox_id` is `404`.",
+        tags=["agent"],
+        parameters=[TASK_ID, path_id("sandbox_id", "The sandbox's id (`sbx_…`).")],
+        responses={200: SandboxDestroyedSerializer, **error_responses(403, 404)},
+    )
     def delete(self, request, task_id: str, sandbox_id: str):
         destroyed = services.sandbox_destroy(
             principal=self.principal, task_id=task_id, sandbox_id=sandbox_id
@@ -158,6 +243,16 @@ class TaskExecuting(ApiView):
     class Input(StrictSerializer):
         sandboxId = StrictCharField(max_length=64)
 
+    @extend_schema(
+        operation_id="markExecuting",
+        summary="Start the task in its live sandbox (assigned agent; task submitted)",
+        description="A `sandboxId` that is not this task's live sandbox is `400`; beyond the "
+        "agent's `maxConcurrent` executing tasks is `409`.",
+        tags=["agent"],
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        request=json_body(Input),
+        responses={200: TaskSerializer, **error_responses(400, 403, 404, 409)},
+    )
     def post(self, request, task_id: str):
         body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
@@ -177,6 +272,15 @@ class TaskComplete(ApiView):
             min_value=0, max_value=100, required=False, allow_null=True
         )
 
+    @extend_schema(
+        operation_id="complete",
+        summary="Hand in the output (assigned agent; task executing)",
+        description="The task moves to `quality_check`, or later if the check has already run.",
+        tags=["agent"],
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        request=json_body(Input),
+        responses={200: TaskSerializer, **error_responses(400, 403, 404, 409)},
+    )
     def post(self, request, task_id: str):
         body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
@@ -201,6 +305,15 @@ class TaskFail(ApiView):
             required=False, allow_blank=True, allow_null=True, max_length=10_000
         )
 
+    @extend_schema(
+        operation_id="fail",
+        summary="Fail the task (assigned agent; task submitted or executing)",
+        description="The caller is charged nothing; the whole hold goes back.",
+        tags=["agent"],
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        request=json_body(Input),
+        responses={200: TaskSerializer, **error_responses(400, 403, 404, 409)},
+    )
     def post(self, request, task_id: str):
         body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
@@ -217,6 +330,15 @@ class TaskFeedback(ApiView):
     class Input(StrictSerializer):
         feedback = serializers.ChoiceField(choices=Feedback.values)
 
+    @extend_schema(
+        operation_id="giveFeedback",
+        summary="Thumbs up or down (the task's caller; task completed; once)",
+        description="A thumbs-down before `feedbackRefundDeadline` refunds the charge.",
+        tags=["tasks"],
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        request=json_body(Input),
+        responses={200: FeedbackResultSerializer, **error_responses(400, 403, 404, 409)},
+    )
     def post(self, request, task_id: str):
         body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
@@ -232,6 +354,14 @@ class AgentDirectory(ApiView):
     class Params(serializers.Serializer):
         taskType = serializers.RegexField(r"^[a-z0-9_]{1,64}$", required=False)
 
+    @extend_schema(
+        operation_id="listAgents",
+        summary="Active agents that can be hired, optionally for one task type",
+        description="Paginated like `list`, with each agent's prices, rating and record.",
+        tags=["agents"],
+        parameters=[Params, PageParams],
+        responses={200: PaginatedAgentListSerializer, **error_responses(400, 403)},
+    )
     def get(self, request):
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)

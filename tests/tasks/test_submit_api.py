@@ -1,0 +1,545 @@
+"""POST /api/v1/tasks (an owner submits) and POST /api/v1/agent/tasks (an agent sub-hires)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from city.models import Agent
+from credits.models import Entry, Hold
+from credits.services import grant_issue
+from tasks.models import Task
+from tests.factories import error_of, make_agent, task_body
+
+TASK_FIELDS = {
+    "id",
+    "taskType",
+    "status",
+    "input",
+    "output",
+    "maxBudget",
+    "creditsHeld",
+    "creditsCharged",
+    "creditsRefunded",
+    "agentId",
+    "parentTaskId",
+    "sandboxId",
+    "qualityScore",
+    "selfReportedQualityScore",
+    "executionTimeMs",
+    "failureReason",
+    "errorMessage",
+    "feedback",
+    "feedbackRefundDeadline",
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "completedAt",
+}
+
+
+def submit(person, **overrides):
+    return person.api.post("/api/v1/tasks", task_body(**overrides))
+
+
+def sub_hire(bot, **overrides):
+    return bot.api.post("/api/v1/agent/tasks", task_body(**overrides))
+
+
+def suspend(bot) -> None:
+    Agent.objects.filter(pk=bot.id).update(status=Agent.Status.SUSPENDED)
+
+
+def start(bot, task_id: str) -> None:
+    sandbox = bot.api.post(f"/api/v1/tasks/{task_id}/sandbox").json()["sandboxId"]
+    response = bot.api.post(f"/api/v1/tasks/{task_id}/executing", {"sandboxId": sandbox})
+    assert response.status_code == 200, response.content
+
+
+def event_types(person, task_id: str) -> list[str]:
+    return [e["type"] for e in person.api.get(f"/api/v1/tasks/{task_id}/events").json()]
+
+
+def assert_error(response, status: int, type_: str, code: str, param: str | None = None):
+    assert response.status_code == status, response.content
+    error = error_of(response)
+    assert (error["type"], error["code"], error.get("param")) == (type_, code, param)
+
+
+def assert_untouched(person, available: int) -> None:
+    """The principal's money did not move and no task or hold was created."""
+    balance = person.balance()
+    assert (balance.available, balance.held) == (available, 0)
+    assert not Task.objects.exists()
+    assert not Hold.objects.exists()
+
+
+# Direct hire
+
+
+def test_it_creates_a_direct_hire_in_the_contract_shape(alice, rex):
+    task_input = {
+        "description": "Review this module",
+        "repo": "https://example.com/repo.git",
+        "code": "x = 1\n",
+        "files": [{"name": "a.py", "content": "x = 1\n"}],
+    }
+    response = submit(alice, agentId=rex.id, maxBudget=4000, input=task_input)
+
+    assert response.status_code == 201, response.content
+    task = response.json()
+    assert set(task) == TASK_FIELDS
+    assert isinstance(task["id"], str) and task["id"] and not task["id"].isdigit()
+    assert {k: task[k] for k in ("taskType", "status", "input", "maxBudget", "agentId")} == {
+        "taskType": "code_review",
+        "status": "submitted",
+        "input": task_input,
+        "maxBudget": 4000,
+        "agentId": rex.id,
+    }
+    assert (task["creditsHeld"], task["creditsCharged"], task["creditsRefunded"]) == (4000, None, 0)
+    for field in (
+        "output",
+        "parentTaskId",
+        "sandboxId",
+        "qualityScore",
+        "selfReportedQualityScore",
+        "executionTimeMs",
+        "failureReason",
+        "errorMessage",
+        "feedback",
+        "feedbackRefundDeadline",
+        "startedAt",
+        "completedAt",
+    ):
+        assert task[field] is None, field
+    for field in ("createdAt", "updatedAt"):
+        moment = datetime.fromisoformat(task[field])
+        assert moment.utcoffset().total_seconds() == 0
+        assert abs((datetime.now(UTC) - moment).total_seconds()) < 60
+
+
+def test_it_holds_the_whole_budget_from_the_owner_pool(alice, rex):
+    task = submit(alice, agentId=rex.id, maxBudget=4321).json()
+
+    balance = alice.balance()
+    assert (balance.available, balance.held, balance.total) == (95_679, 4321, 100_000)
+    entries = Entry.objects.filter(subject=task["id"]).select_related("account")
+    assert sorted((e.account.kind, e.amount, e.kind) for e in entries) == [
+        ("escrow", 4321, "hold"),
+        ("pool", -4321, "hold"),
+    ]
+    hold = Hold.objects.get(subject=task["id"])
+    assert (hold.status, hold.amount) == (Hold.Status.OPEN, 4321)
+
+
+def test_it_assigns_a_direct_hire_at_once_at_the_agent_price(alice, rex):
+    task = submit(alice, agentId=rex.id, taskType="bug_fix", maxBudget=6000).json()
+
+    assert Task.objects.get(pk=task["id"]).price == 4000
+    events = alice.api.get(f"/api/v1/tasks/{task['id']}/events").json()
+    assert [e["type"] for e in events] == ["submit", "assign"]
+    assert events[1]["data"] == {"agentId": rex.id, "price": 4000, "direct": True}
+    assert events[1]["actor"] == f"owner:{alice.owner.pk}"
+
+
+def test_it_accepts_a_price_equal_to_the_budget(alice, rex):
+    response = submit(alice, agentId=rex.id, taskType="bug_fix", maxBudget=4000)
+    assert response.status_code == 201, response.content
+    assert response.json()["creditsHeld"] == 4000
+
+
+def test_it_accepts_a_direct_hire_of_an_agent_at_its_cap(alice, bob):
+    solo = make_agent(bob, "solo", {"translation": 1000}, max_concurrent=1)
+    first = submit(alice, agentId=solo.id, taskType="translation", maxBudget=1000).json()
+    start(solo, first["id"])
+
+    response = submit(alice, agentId=solo.id, taskType="translation", maxBudget=1000)
+
+    assert response.status_code == 201, response.content
+    assert (response.json()["status"], response.json()["agentId"]) == ("submitted", solo.id)
+
+
+def test_it_keeps_extra_input_keys_as_sent(alice, rex):
+    task_input = {"description": "Review", "language": "python", "context": {"lines": [1, 2]}}
+    response = submit(alice, agentId=rex.id, input=task_input)
+    assert response.status_code == 201, response.content
+    assert response.json()["input"] == task_input
+
+
+# Smart routing
+
+
+def test_it_routes_an_unassigned_task_to_the_cheapest_eligible_agent(alice, rex, zed):
+    response = submit(alice, maxBudget=5000)
+
+    assert response.status_code == 201, response.content
+    task = response.json()
+    assert (task["status"], task["agentId"], task["creditsHeld"]) == ("submitted", rex.id, 5000)
+    assert Task.objects.get(pk=task["id"]).price == 2500
+    events = alice.api.get(f"/api/v1/tasks/{task['id']}/events").json()
+    assert [(e["type"], e["from"], e["to"], e["actor"]) for e in events] == [
+        ("submit", None, "submitted", f"owner:{alice.owner.pk}"),
+        ("route", "submitted", "routing", "system"),
+        ("assign", "routing", "submitted", "system"),
+    ]
+    assert events[2]["data"] == {"agentId": rex.id, "price": 2500, "direct": False}
+
+
+def test_it_leaves_a_task_in_routing_when_no_agent_takes_its_type(alice, rex):
+    response = submit(alice, taskType="translation", maxBudget=5000)
+
+    assert response.status_code == 201, response.content
+    task = response.json()
+    assert (task["status"], task["agentId"], task["creditsHeld"]) == ("routing", None, 5000)
+    assert (alice.balance().available, alice.balance().held) == (95_000, 5000)
+    assert event_types(alice, task["id"]) == ["submit", "route"]
+
+
+def test_it_skips_an_agent_whose_price_is_above_the_budget(alice, zed):
+    over = submit(alice, maxBudget=2999).json()
+    within = submit(alice, maxBudget=3000).json()
+
+    assert (over["status"], over["agentId"]) == ("routing", None)
+    assert (within["status"], within["agentId"]) == ("submitted", zed.id)
+
+
+def test_it_skips_a_busy_agent_only_if_the_other_is_within_budget(alice, rex, zed, executing):
+    # rex is busy, so zed (less busy) is preferred; under zed's price rex is the only choice.
+    preferred = submit(alice, maxBudget=5000).json()
+    affordable = submit(alice, maxBudget=2900).json()
+
+    assert preferred["agentId"] == zed.id
+    assert affordable["agentId"] == rex.id
+
+
+def test_it_skips_suspended_agents_when_routing(alice, rex, zed):
+    suspend(rex)
+    task = submit(alice, maxBudget=5000).json()
+    assert (task["status"], task["agentId"]) == ("submitted", zed.id)
+
+
+def test_it_skips_agents_at_their_concurrency_cap(alice, bob):
+    solo = make_agent(bob, "solo", {"translation": 1000}, max_concurrent=1)
+    busy = submit(alice, agentId=solo.id, taskType="translation", maxBudget=1000).json()
+    start(solo, busy["id"])
+
+    task = submit(alice, taskType="translation", maxBudget=1000).json()
+
+    assert (task["status"], task["agentId"], task["creditsHeld"]) == ("routing", None, 1000)
+
+
+def test_it_never_routes_a_sub_hire_to_its_caller(rex, zed):
+    grant_issue(agent=rex.agent, amount=10_000)
+    response = sub_hire(rex, maxBudget=5000)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["agentId"] == zed.id
+
+
+# Validation
+
+
+def _without(key: str) -> dict:
+    body = task_body()
+    del body[key]
+    return body
+
+
+def _with_input(**fields) -> dict:
+    return task_body(input={"description": "Review this snippet", **fields})
+
+
+INVALID_BODIES = [
+    pytest.param(_without("taskType"), "task_type_required", "taskType", id="taskType-missing"),
+    pytest.param(
+        task_body(taskType="Code-Review"), "task_type_invalid", "taskType", id="taskType-not-slug"
+    ),
+    pytest.param(
+        task_body(taskType="x" * 65), "task_type_too_long", "taskType", id="taskType-65-chars"
+    ),
+    pytest.param(_without("maxBudget"), "max_budget_required", "maxBudget", id="budget-missing"),
+    pytest.param(task_body(maxBudget=None), "max_budget_required", "maxBudget", id="budget-null"),
+    pytest.param(task_body(maxBudget=0), "max_budget_too_small", "maxBudget", id="budget-0"),
+    pytest.param(
+        task_body(maxBudget=1_000_000_000_001),
+        "max_budget_too_large",
+        "maxBudget",
+        id="budget-over-1e12",
+    ),
+    pytest.param(task_body(maxBudget="5000"), "max_budget_invalid", "maxBudget", id="budget-str"),
+    pytest.param(task_body(maxBudget=5000.0), "max_budget_invalid", "maxBudget", id="budget-float"),
+    pytest.param(task_body(maxBudget=True), "max_budget_invalid", "maxBudget", id="budget-bool"),
+    pytest.param(_without("input"), "input_required", "input", id="input-missing"),
+    pytest.param(task_body(input="Review"), "input_invalid", "input", id="input-string"),
+    pytest.param(
+        task_body(input={"code": "x"}),
+        "description_required",
+        "input.description",
+        id="description-missing",
+    ),
+    pytest.param(
+        task_body(input={"description": "   "}),
+        "description_required",
+        "input.description",
+        id="description-blank",
+    ),
+    pytest.param(
+        task_body(input={"description": 5}),
+        "description_invalid",
+        "input.description",
+        id="description-number",
+    ),
+    pytest.param(_with_input(files="a.py"), "files_invalid", "input.files", id="files-string"),
+    pytest.param(
+        _with_input(files=[{"name": "a.py"}]),
+        "content_required",
+        "input.files[0].content",
+        id="file-without-content",
+    ),
+    pytest.param(
+        _with_input(files=[{"name": "a.py", "content": ""}, {"content": "y"}]),
+        "name_required",
+        "input.files[1].name",
+        id="second-file-without-name",
+    ),
+    pytest.param(
+        task_body(priority="high"), "unknown_parameter", "priority", id="unknown-parameter"
+    ),
+    pytest.param(task_body(agentId=42), "agent_id_invalid", "agentId", id="agentId-number"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "param"), INVALID_BODIES)
+def test_it_rejects_an_invalid_body_and_holds_nothing(alice, rex, body, code, param):
+    response = alice.api.post("/api/v1/tasks", body)
+    assert_error(response, 400, "validation_error", code, param)
+    assert_untouched(alice, 100_000)
+
+
+def test_it_rejects_a_body_that_is_not_an_object(alice):
+    response = alice.api.post("/api/v1/tasks", [task_body()])
+    assert_error(response, 400, "validation_error", "invalid_body")
+    assert_untouched(alice, 100_000)
+
+
+def test_it_rejects_a_task_type_that_is_not_a_string(alice):
+    response = submit(alice, taskType=123)
+    assert_error(response, 400, "validation_error", "task_type_invalid", "taskType")
+    assert_untouched(alice, 100_000)
+
+
+def test_it_accepts_the_budget_bounds(alice):
+    smallest = submit(alice, taskType="translation", maxBudget=1)
+    largest = submit(alice, taskType="translation", maxBudget=1_000_000_000_000)
+
+    assert smallest.status_code == 201, smallest.content
+    # the largest budget passes validation and fails only on money
+    assert_error(largest, 402, "payment_required", "insufficient_credits")
+
+
+# Direct-hire errors
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        pytest.param({"agentId": "ag_doesnotexist"}, "agent_not_found", id="unknown"),
+        pytest.param(
+            {"taskType": "translation"}, "agent_does_not_take_task_type", id="wrong-task-type"
+        ),
+        pytest.param(
+            {"taskType": "bug_fix", "maxBudget": 3999}, "price_exceeds_budget", id="over-budget"
+        ),
+    ],
+)
+def test_it_rejects_a_direct_hire_the_agent_cannot_take(alice, rex, overrides, code):
+    response = submit(alice, **{"agentId": rex.id, **overrides})
+    assert_error(response, 400, "validation_error", code, "agentId")
+    assert_untouched(alice, 100_000)
+
+
+def test_it_treats_a_suspended_agent_as_not_found(alice, rex):
+    suspend(rex)
+    response = submit(alice, agentId=rex.id)
+    assert_error(response, 400, "validation_error", "agent_not_found", "agentId")
+    assert_untouched(alice, 100_000)
+
+
+# Money
+
+
+def test_it_refuses_a_budget_above_the_available_balance(alice, rex):
+    response = submit(alice, agentId=rex.id, maxBudget=100_001)
+    assert_error(response, 402, "payment_required", "insufficient_credits")
+    assert_untouched(alice, 100_000)
+
+
+def test_it_accepts_a_budget_equal_to_the_available_balance(alice, rex):
+    response = submit(alice, agentId=rex.id, maxBudget=100_000)
+    assert response.status_code == 201, response.content
+    assert (alice.balance().available, alice.balance().held) == (0, 100_000)
+
+
+def test_it_counts_credits_already_held_as_unavailable(alice, rex):
+    assert submit(alice, agentId=rex.id, maxBudget=60_000).status_code == 201
+
+    response = submit(alice, agentId=rex.id, maxBudget=40_001)
+
+    assert_error(response, 402, "payment_required", "insufficient_credits")
+    assert (alice.balance().available, alice.balance().held) == (40_000, 60_000)
+    assert Task.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"agentId": "ag_doesnotexist"}, id="unknown-agent"),
+        pytest.param({"maxBudget": "5000"}, id="budget-string"),
+    ],
+)
+def test_it_answers_400_before_402(bob, rex, overrides):
+    # bob has no credits at all: a request both invalid and unaffordable is a 400
+    response = submit(bob, **overrides)
+    assert response.status_code == 400, response.content
+    assert error_of(response)["type"] == "validation_error"
+    assert_untouched(bob, 0)
+
+
+# Who may submit where
+
+
+def test_it_refuses_an_agent_key_on_the_owner_route(rex):
+    grant_issue(agent=rex.agent, amount=10_000)
+    response = rex.api.post("/api/v1/tasks", task_body())
+    assert_error(response, 403, "forbidden", "wrong_principal_kind")
+    assert not Task.objects.exists()
+
+
+def test_it_refuses_an_owner_token_on_the_sub_hire_route(alice, rex):
+    response = alice.api.post("/api/v1/agent/tasks", task_body(agentId=rex.id))
+    assert_error(response, 403, "forbidden", "wrong_principal_kind")
+    assert_untouched(alice, 100_000)
+
+
+# Parent tasks and sub-hires
+
+
+def test_it_refuses_a_parent_task_from_an_owner(alice, submitted):
+    response = submit(alice, parentTaskId=submitted["id"])
+    assert_error(response, 400, "validation_error", "parent_task_not_allowed", "parentTaskId")
+    assert (alice.balance().available, alice.balance().held) == (95_000, 5000)
+    assert Task.objects.count() == 1
+
+
+def test_it_sub_hires_from_an_executing_task_with_the_agent_earnings(alice, rex, zed, executing):
+    grant_issue(agent=rex.agent, amount=10_000)
+
+    response = sub_hire(rex, agentId=zed.id, maxBudget=3000, parentTaskId=executing["id"])
+
+    assert response.status_code == 201, response.content
+    task = response.json()
+    assert (task["parentTaskId"], task["agentId"], task["creditsHeld"]) == (
+        executing["id"],
+        zed.id,
+        3000,
+    )
+    assert (rex.balance().available, rex.balance().held) == (7000, 3000)
+    assert (alice.balance().available, alice.balance().held) == (95_000, 5000)
+    row = Task.objects.get(pk=task["id"])
+    assert (row.caller_agent_id, row.caller_owner_id, row.parent_id) == (
+        rex.id,
+        None,
+        executing["id"],
+    )
+    assert event_types(rex, task["id"]) == ["submit", "assign"]
+
+
+def test_it_sub_hires_without_a_parent_task(rex, zed):
+    grant_issue(agent=rex.agent, amount=3000)
+    response = sub_hire(rex, agentId=zed.id, maxBudget=3000)
+    assert response.status_code == 201, response.content
+    assert response.json()["parentTaskId"] is None
+    assert (rex.balance().available, rex.balance().held) == (0, 3000)
+
+
+def test_it_refuses_a_sub_hire_beyond_the_agent_earnings(rex, zed):
+    grant_issue(agent=rex.agent, amount=2999)
+    response = sub_hire(rex, agentId=zed.id, maxBudget=3000)
+    assert_error(response, 402, "payment_required", "insufficient_credits")
+    assert (rex.balance().available, rex.balance().held) == (2999, 0)
+    assert not Task.objects.exists()
+
+
+def test_it_refuses_a_sub_hire_from_an_agent_in_debt(alice, charlie, rex, completed):
+    cheap = make_agent(charlie, "cheap", {"code_review": 1000})
+    # rex spends its 2250 payout, then the thumbs-down claws it back: its earnings go negative
+    assert sub_hire(rex, agentId=cheap.id, maxBudget=2250).status_code == 201
+    down = alice.api.post(f"/api/v1/tasks/{completed['id']}/feedback", {"feedback": "down"})
+    assert down.json() == {"refunded": True}
+    assert rex.balance().available == -2250
+
+    response = sub_hire(rex, agentId=cheap.id, maxBudget=1000)
+
+    assert_error(response, 402, "payment_required", "insufficient_credits")
+    assert (rex.balance().available, rex.balance().held) == (-2250, 2250)
+    assert Task.objects.filter(caller_agent=rex.agent).count() == 1
+
+
+def test_it_refuses_an_agent_hiring_itself(rex):
+    grant_issue(agent=rex.agent, amount=10_000)
+    response = sub_hire(rex, agentId=rex.id)
+    assert_error(response, 400, "validation_error", "cannot_hire_self", "agentId")
+    assert (rex.balance().available, rex.balance().held) == (10_000, 0)
+    assert not Task.objects.exists()
+
+
+def _alice_task_for_zed(alice, zed) -> str:
+    return submit(alice, agentId=zed.id).json()["id"]
+
+
+def _rex_sub_hire_of_zed(rex, zed) -> str:
+    return sub_hire(rex, agentId=zed.id, maxBudget=3000).json()["id"]
+
+
+@pytest.mark.parametrize(
+    "parent_of",
+    [
+        pytest.param(lambda alice, rex, zed: "doesnotexist", id="unknown"),
+        pytest.param(lambda alice, rex, zed: _alice_task_for_zed(alice, zed), id="invisible"),
+        pytest.param(lambda alice, rex, zed: _rex_sub_hire_of_zed(rex, zed), id="rex-is-caller"),
+    ],
+)
+def test_it_refuses_a_parent_task_not_assigned_to_the_agent(alice, rex, zed, parent_of):
+    grant_issue(agent=rex.agent, amount=10_000)
+    parent = parent_of(alice, rex, zed)
+    before = Task.objects.count()
+    available, held = rex.balance().available, rex.balance().held
+
+    response = sub_hire(rex, agentId=zed.id, parentTaskId=parent)
+
+    assert_error(response, 400, "validation_error", "parent_task_not_found", "parentTaskId")
+    assert (rex.balance().available, rex.balance().held) == (available, held)
+    assert Task.objects.count() == before
+
+
+def test_it_refuses_a_parent_task_the_agent_is_not_executing(rex, zed, completed):
+    grant_issue(agent=rex.agent, amount=10_000)
+
+    response = sub_hire(rex, agentId=zed.id, parentTaskId=completed["id"])
+
+    assert_error(response, 409, "conflict", "parent_task_not_executing")
+    assert (rex.balance().available, rex.balance().held) == (12_250, 0)
+    assert Task.objects.count() == 1
+
+
+def test_it_answers_409_before_402_for_a_parent_not_executing(rex, zed, submitted):
+    # rex has no earnings: the parent's state is checked before the money
+    response = sub_hire(rex, agentId=zed.id, parentTaskId=submitted["id"])
+    assert_error(response, 409, "conflict", "parent_task_not_executing")
+
+
+def test_it_answers_400_before_402_for_an_unknown_parent(rex, zed):
+    response = sub_hire(rex, agentId=zed.id, parentTaskId="doesnotexist")
+    assert_error(response, 400, "validation_error", "parent_task_not_found", "parentTaskId")
