@@ -29,6 +29,11 @@ class StrictRegexField(serializers.RegexField):
 class StrictSerializer(serializers.Serializer):
     """Rejects parameters it does not know, as Stripe's API does."""
 
+    def run_validation(self, data=serializers.empty):
+        if data is None:  # a JSON ``null`` body is not an object either
+            self.to_internal_value(data)
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError(

@@ -76,13 +76,19 @@ def validate_task_type(task_type: str) -> None:
         raise IdentityError(f"task type must match [a-z0-9_]{{1,64}}: {task_type!r}")
 
 
+def _hint(secret: str) -> str:
+    # The kind prefix and the last four characters, as Stripe shows keys: enough to tell
+    # secrets apart, too little (24 bits) to matter if the database leaks.
+    return f"{secret[:4]}…{secret[-4:]}"
+
+
 def owner_token_issue(*, owner: Owner, name: str = "") -> IssuedSecret:
     secret = new_secret("own_")
     record = ApiSecret.objects.create(
         kind=ApiSecret.Kind.OWNER,
         owner=owner,
         secret_hash=secret_hash(secret),
-        hint=secret[:10],
+        hint=_hint(secret),
         name=name,
     )
     return IssuedSecret(record=record, secret=secret)
@@ -94,7 +100,7 @@ def agent_key_issue(*, agent: Agent, name: str = "") -> IssuedSecret:
         kind=ApiSecret.Kind.AGENT,
         agent=agent,
         secret_hash=secret_hash(secret),
-        hint=secret[:10],
+        hint=_hint(secret),
         name=name,
     )
     return IssuedSecret(record=record, secret=secret)

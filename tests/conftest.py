@@ -32,6 +32,16 @@ def ledger_audited(request):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit and auth-failure counters live in the cache; no test inherits another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _sandbox_root(settings, tmp_path):
     settings.SANDBOX_ROOT = tmp_path / "sandboxes"
 

@@ -23,7 +23,10 @@ class Command(JsonCommand):
         owner = Owner.objects.filter(user__email=operator.strip().lower()).first()
         if owner is None:
             raise CommandError(f"no owner with email {operator}")
-        offers = dict(parse_offer(raw) for raw in task_type)
+        pairs = [parse_offer(raw) for raw in task_type]
+        offers = dict(pairs)
+        if len(offers) != len(pairs):
+            raise CommandError("each --task-type may be given once")
         agent, key = services.agent_create(
             operator=owner, name=name, offers=offers, max_concurrent=max_concurrent
         )
