@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 
 
 class JSONParser(parsers.JSONParser):
@@ -11,4 +12,7 @@ class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         if stream is None:
             return {}
-        return super().parse(stream, "application/json", parser_context)
+        try:
+            return super().parse(stream, "application/json", parser_context)
+        except RecursionError:
+            raise ParseError("JSON nested too deeply.") from None

@@ -273,6 +273,8 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
 
     Of a refund ``r`` out of a charge ``c`` with fee ``f``, ``floor(r × f / c)`` comes from the
     fees and the rest from the payee, whose earnings may go negative (it then owes the platform).
+    Later partial refunds take the fee share of the running total, so a charge refunded in
+    parts gives back exactly the fee and the payout.
     """
     hold = Hold.objects.select_for_update().get(pk=hold.pk)
     if _existing(reference) is not None:
@@ -286,7 +288,11 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
             f"refund {amount} exceeds the {hold.refundable} left of charge {hold.charged}"
         )
     fees = platform_account(Account.Kind.FEES)
-    from_fees = amount * hold.fee // hold.charged
+    # The fee share of the refunded total so far, less what earlier refunds took: one refund
+    # takes floor(r × f / c), and refunds in parts add up to exactly the whole fee.
+    from_fees = (hold.refunded + amount) * hold.fee // hold.charged - (
+        hold.refunded * hold.fee // hold.charged
+    )
     from_payee = amount - from_fees
     locked = _lock([hold.payer, hold.payee, fees])
     _post(

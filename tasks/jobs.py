@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -11,6 +12,8 @@ from django.utils import timezone
 
 from tasks import services
 from tasks.models import TERMINAL_STATUSES, Sandbox, Status, Task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -50,19 +53,19 @@ def sweep_timeouts() -> int:
     ).values_list("pk", flat=True)
     failed = 0
     for task_id in list(overdue):
-        task = services.task_time_out(task_id=task_id, now=now)
+        task = _isolated(services.task_time_out, task_id=task_id, now=now)
         failed += task is not None and task.status == Status.FAILED
     unassigned = Task.objects.filter(
         status__in=[Status.SUBMITTED, Status.ROUTING], agent__isnull=True
     ).values_list("pk", flat=True)
     for task_id in list(unassigned):
-        services.task_route(task_id=task_id)
+        _isolated(services.task_route, task_id=task_id)
     # A quality check whose job was lost (a broker outage at enqueue time) runs again.
     stuck = Task.objects.filter(
         status=Status.QUALITY_CHECK, updated_at__lte=now - STUCK_QUALITY_CHECK
     ).values_list("pk", flat=True)
     for task_id in list(stuck):
-        services.task_quality_check(task_id=task_id)
+        _isolated(services.task_quality_check, task_id=task_id)
     # Sandboxes left live on finished tasks (a cleanup job that failed) are destroyed.
     leaked = (
         Sandbox.objects.filter(status=Sandbox.Status.LIVE, task__status__in=TERMINAL_STATUSES)
@@ -70,8 +73,17 @@ def sweep_timeouts() -> int:
         .distinct()
     )
     for task_id in list(leaked):
-        services.sandboxes_destroy_for_task(task_id=task_id)
+        _isolated(services.sandboxes_destroy_for_task, task_id=task_id)
     return failed
+
+
+def _isolated(service, **kwargs):
+    """One task's failure (an evaluator's backend down, say) must not stop the sweep."""
+    try:
+        return service(**kwargs)
+    except Exception:
+        logger.exception("sweep: %s failed for %s", service.__name__, kwargs.get("task_id"))
+        return None
 
 
 def _seconds(setting: str) -> timedelta:

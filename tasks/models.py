@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from city.ids import random_id
 from city.models import Agent, Owner
@@ -55,7 +55,7 @@ class Feedback(models.TextChoices):
     DOWN = "down"
 
 
-class Task(FSMModelMixin, models.Model):
+class Task(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=task_id, editable=False)
     task_type = models.CharField(max_length=64)
     status = FSMField(default=Status.SUBMITTED, choices=Status.choices, protected=True)
@@ -121,6 +121,13 @@ class Task(FSMModelMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_type} {self.id} ({self.status})"
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        # django-fsm's FSMModelMixin unprotects the status field class-wide while it refreshes,
+        # so a concurrent refresh in another thread raised "Direct status modification is not
+        # allowed". Forgetting this instance's status lets the protected field be loaded again.
+        self.__dict__.pop("status", None)
+        super().refresh_from_db(*args, **kwargs)
 
     @property
     def feedback_refund_deadline(self):

@@ -27,21 +27,29 @@ class Verdict:
 
 
 def _text_of(value) -> tuple[int, int]:
-    """(characters of real text, count of non-empty leaves) in a JSON value."""
-    if isinstance(value, str):
-        text = value.strip()
-        return len(text), 1 if text else 0
-    if isinstance(value, bool) or value is None:
-        return 0, 0
-    if isinstance(value, int | float):
-        return len(str(value)), 1
-    if isinstance(value, list):
-        parts = [_text_of(v) for v in value]
-    elif isinstance(value, dict):
-        parts = [_text_of(v) for v in value.values()]
-    else:
-        return 0, 0
-    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+    """(characters of real text, count of non-empty leaves) in a JSON value.
+
+    Walks with an explicit stack: an output nested thousands deep is valid JSON and must not
+    exhaust Python's recursion limit.
+    """
+    chars = leaves = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            text = item.strip()
+            chars += len(text)
+            leaves += 1 if text else 0
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int | float):
+            chars += len(str(item))
+            leaves += 1
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return chars, leaves
 
 
 def _substantive(value) -> bool:

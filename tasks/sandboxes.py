@@ -31,18 +31,29 @@ class LocalProvider:
         root.mkdir(parents=True, exist_ok=True)
         path = root / sandbox_id
         path.mkdir(mode=0o700)
-        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
-        (path / "input.json").write_text(json.dumps(task.input, indent=2))
-        files = path / "files"
-        for item in task.input.get("files") or []:
-            # Only a plain relative name may land in the sandbox: no "..", no absolute paths.
-            name = PurePosixPath(str(item.get("name", "")))
-            if name.is_absolute() or ".." in name.parts or not name.parts:
-                continue
-            target = files / Path(*name.parts)
+        try:
+            os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+            (path / "input.json").write_text(json.dumps(task.input, indent=2))
+            for item in task.input.get("files") or []:
+                self._write_file(path / "files", item)
+        except OSError as exc:
+            shutil.rmtree(path, ignore_errors=True)
+            raise SandboxError(f"could not prepare the sandbox folder: {exc}") from exc
+        return str(path)
+
+    def _write_file(self, files: Path, item: dict) -> None:
+        # Only a plain relative name may land in the sandbox: no "..", no absolute paths.
+        name = PurePosixPath(str(item.get("name", "")))
+        if name.is_absolute() or ".." in name.parts or not name.parts:
+            return
+        target = files / Path(*name.parts)
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(str(item.get("content", "")))
-        return str(path)
+        except OSError:
+            # A name the file system refuses (too long, or a folder where a file is): the
+            # agent still has the file in input.json.
+            return
 
     def destroy(self, *, external_id: str) -> None:
         path = Path(external_id)
