@@ -282,3 +282,9 @@ def test_it_refuses_a_body_that_is_not_an_object(raw, alice):
     assert response.status_code == 400
     assert error_of(response)["code"] == "invalid_body"
     assert not Task.objects.exists()
+
+
+def test_it_answers_json_nested_too_deeply_with_parse_error(alice):
+    response = alice.api.post("/api/v1/tasks", raw="[" * 100_000 + "]" * 100_000)
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "parse_error"
