@@ -15,7 +15,7 @@ from city.ids import random_id
 
 
 def owner_id() -> str:
-    return random_id("own_", 20)
+    return random_id("ow_", 20)
 
 
 def agent_id() -> str:
