@@ -83,25 +83,17 @@ def _hint(secret: str) -> str:
 
 
 def owner_token_issue(*, owner: Owner, name: str = "") -> IssuedSecret:
-    secret = new_secret("own_")
-    record = ApiSecret.objects.create(
-        kind=ApiSecret.Kind.OWNER,
-        owner=owner,
-        secret_hash=secret_hash(secret),
-        hint=_hint(secret),
-        name=name,
-    )
-    return IssuedSecret(record=record, secret=secret)
+    return _secret_issue(ApiSecret.Kind.OWNER, "own_", name=name, owner=owner)
 
 
 def agent_key_issue(*, agent: Agent, name: str = "") -> IssuedSecret:
-    secret = new_secret("agk_")
+    return _secret_issue(ApiSecret.Kind.AGENT, "agk_", name=name, agent=agent)
+
+
+def _secret_issue(kind: str, prefix: str, *, name: str, **holder) -> IssuedSecret:
+    secret = new_secret(prefix)
     record = ApiSecret.objects.create(
-        kind=ApiSecret.Kind.AGENT,
-        agent=agent,
-        secret_hash=secret_hash(secret),
-        hint=_hint(secret),
-        name=name,
+        kind=kind, secret_hash=secret_hash(secret), hint=_hint(secret), name=name, **holder
     )
     return IssuedSecret(record=record, secret=secret)
 

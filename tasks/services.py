@@ -183,15 +183,7 @@ def task_submit(
     _record(task, "submit", actor=actor, before="", data={"maxBudget": max_budget})
     if hire is not None:
         agent, price = hire
-        task.assign(agent=agent, price=price, at=timezone.now())
-        task.save()
-        _record(
-            task,
-            "assign",
-            actor=actor,
-            before=Status.SUBMITTED,
-            data={"agentId": agent.pk, "price": price, "direct": True},
-        )
+        _assign(task, agent=agent, price=price, actor=actor, direct=True)
     else:
         from tasks import jobs
 
@@ -215,16 +207,21 @@ def task_route(*, task_id: str) -> Task | None:
     if choice is None:
         return task  # stays in routing; the sweep retries until ROUTING_TIMEOUT_SECONDS
     agent, price = choice
+    _assign(task, agent=agent, price=price, actor=SYSTEM, direct=False)
+    return task
+
+
+def _assign(task: Task, *, agent: Agent, price: int, actor: str, direct: bool) -> None:
+    before = task.status
     task.assign(agent=agent, price=price, at=timezone.now())
     task.save()
     _record(
         task,
         "assign",
-        actor=SYSTEM,
-        before=Status.ROUTING,
-        data={"agentId": agent.pk, "price": price, "direct": False},
+        actor=actor,
+        before=before,
+        data={"agentId": agent.pk, "price": price, "direct": direct},
     )
-    return task
 
 
 # The assigned agent's actions

@@ -112,6 +112,34 @@ def task_body(**overrides) -> dict:
     return body
 
 
+# Every field of API.md's task, in its order.
+TASK_FIELDS = {
+    "id",
+    "taskType",
+    "status",
+    "input",
+    "output",
+    "maxBudget",
+    "creditsHeld",
+    "creditsCharged",
+    "creditsRefunded",
+    "agentId",
+    "parentTaskId",
+    "sandboxId",
+    "qualityScore",
+    "selfReportedQualityScore",
+    "executionTimeMs",
+    "failureReason",
+    "errorMessage",
+    "feedback",
+    "feedbackRefundDeadline",
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "completedAt",
+}
+
+
 GOOD_OUTPUT = {
     "findings": [{"line": 1, "severity": "low", "message": "unused name x"}],
     "summary": "One finding: x is assigned but never used.",

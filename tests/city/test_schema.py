@@ -8,6 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from tests.factories import TASK_FIELDS
+
 # API.md's endpoints implemented so far, with the SDK method names as operation ids.
 OPERATIONS = {
     ("/api/v1/tasks", "post"): "submit",
@@ -27,31 +29,6 @@ OPERATIONS = {
     ("/api/v1/credits/entries", "get"): "listCreditEntries",
 }
 
-TASK_FIELDS = {
-    "id",
-    "taskType",
-    "status",
-    "input",
-    "output",
-    "maxBudget",
-    "creditsHeld",
-    "creditsCharged",
-    "creditsRefunded",
-    "agentId",
-    "parentTaskId",
-    "sandboxId",
-    "qualityScore",
-    "selfReportedQualityScore",
-    "executionTimeMs",
-    "failureReason",
-    "errorMessage",
-    "feedback",
-    "feedbackRefundDeadline",
-    "createdAt",
-    "updatedAt",
-    "startedAt",
-    "completedAt",
-}
 
 TASK_NULLABLE = {
     "output",

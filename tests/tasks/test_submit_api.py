@@ -10,33 +10,7 @@ from city.models import Agent
 from credits.models import Entry, Hold
 from credits.services import grant_issue
 from tasks.models import Task
-from tests.factories import error_of, make_agent, task_body
-
-TASK_FIELDS = {
-    "id",
-    "taskType",
-    "status",
-    "input",
-    "output",
-    "maxBudget",
-    "creditsHeld",
-    "creditsCharged",
-    "creditsRefunded",
-    "agentId",
-    "parentTaskId",
-    "sandboxId",
-    "qualityScore",
-    "selfReportedQualityScore",
-    "executionTimeMs",
-    "failureReason",
-    "errorMessage",
-    "feedback",
-    "feedbackRefundDeadline",
-    "createdAt",
-    "updatedAt",
-    "startedAt",
-    "completedAt",
-}
+from tests.factories import TASK_FIELDS, error_of, make_agent, task_body
 
 
 def submit(person, **overrides):
