@@ -25,18 +25,8 @@ from city.models import Agent, AgentOffer
 from city.principals import Principal
 from credits import services as credits
 from tasks import routing, sandboxes
-from tasks.models import (
-    ACTIVE_STATUSES,
-    FailureReason,
-    Feedback,
-    Sandbox,
-    Status,
-    Task,
-    TaskEvent,
-)
-from tasks.models import (
-    task_id as new_task_id,
-)
+from tasks.models import ACTIVE_STATUSES, FailureReason, Feedback, Sandbox, Status, Task, TaskEvent
+from tasks.models import task_id as new_task_id
 from tasks.selectors import is_assignee, is_caller, visible_to
 
 SYSTEM = "system"
