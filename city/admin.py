@@ -31,8 +31,8 @@ class ApiSecretAdmin(admin.ModelAdmin):
 
     list_display = ["hint", "kind", "owner", "agent", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["kind"]
-    readonly_fields = [f.name for f in ApiSecret._meta.fields]
-    exclude = ["secret_hash"]
+    fields = ["kind", "owner", "agent", "hint", "name", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields  # the hash is never shown: it identifies the secret's holder
     actions = ["revoke"]
 
     def has_add_permission(self, request):
