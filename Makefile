@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(PYTHON)
 run: install
 	$(PYTHON) manage.py migrate --noinput
 	$(PYTHON) manage.py seed_demo
-	exec $(VENV)/bin/uvicorn city.asgi:application --host 127.0.0.1 --port 8000 --timeout-graceful-shutdown 2
+	exec $(VENV)/bin/uvicorn city.asgi:application --host 127.0.0.1 --port 8000 --timeout-graceful-shutdown 2 --lifespan off
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
