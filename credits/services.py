@@ -45,7 +45,7 @@ class RefundExceedsCharge(CreditsError):
 
 @dataclass(frozen=True)
 class Leg:
-    account: Account
+    account_id: int
     amount: int
     kind: str
 
@@ -87,8 +87,8 @@ def spend_account(*, owner: Owner | None = None, agent: Agent | None = None) -> 
 # The posting primitive
 
 
-def _lock(accounts: list[Account]) -> dict[int, Account]:
-    ids = sorted({a.pk for a in accounts})
+def _lock(*account_ids: int) -> dict[int, Account]:
+    ids = sorted(set(account_ids))
     # Primary-key order: every movement takes its locks in the same order.
     locked = Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     return {a.pk: a for a in locked}
@@ -110,7 +110,7 @@ def _post(
     txn = Transaction.objects.create(kind=kind, reference=reference, subject=subject, memo=memo)
     entries = []
     for leg in legs:
-        account = locked[leg.account.pk]
+        account = locked[leg.account_id]
         account.balance += leg.amount
         entries.append(
             Entry(
@@ -123,8 +123,8 @@ def _post(
             )
         )
     Entry.objects.bulk_create(entries)
-    for account in {leg.account.pk: locked[leg.account.pk] for leg in legs}.values():
-        Account.objects.filter(pk=account.pk).update(balance=account.balance)
+    touched = {leg.account_id: locked[leg.account_id] for leg in legs}
+    Account.objects.bulk_update(touched.values(), ["balance"])
     return txn
 
 
@@ -150,7 +150,7 @@ def grant_issue(
     target = spend_account(owner=owner, agent=agent)
     funding = platform_account(Account.Kind.FUNDING)
     reference = reference or f"grant:{uuid.uuid4().hex}"
-    locked = _lock([target, funding])
+    locked = _lock(target.pk, funding.pk)
     if (txn := _existing(reference)) is not None:
         return txn
     return _post(
@@ -160,8 +160,8 @@ def grant_issue(
         memo=memo,
         locked=locked,
         legs=[
-            Leg(funding, -amount, Entry.Kind.GRANT),
-            Leg(target, amount, Entry.Kind.GRANT),
+            Leg(funding.pk, -amount, Entry.Kind.GRANT),
+            Leg(target.pk, amount, Entry.Kind.GRANT),
         ],
     )
 
@@ -179,7 +179,7 @@ def hold_place(
     if amount < 1:
         raise InvalidAmount("a hold must be at least 1 cent")
     payer, escrow = holder_accounts(owner=owner, agent=agent)
-    locked = _lock([payer, escrow])
+    locked = _lock(payer.pk, escrow.pk)
     if (existing := Hold.objects.filter(reference=reference).first()) is not None:
         return existing
     available = locked[payer.pk].balance
@@ -191,7 +191,7 @@ def hold_place(
         reference=f"{reference}:hold",
         subject=subject,
         locked=locked,
-        legs=[Leg(payer, -amount, Entry.Kind.HOLD), Leg(escrow, amount, Entry.Kind.HOLD)],
+        legs=[Leg(payer.pk, -amount, Entry.Kind.HOLD), Leg(escrow.pk, amount, Entry.Kind.HOLD)],
     )
     return Hold.objects.create(
         reference=reference, subject=subject, payer=payer, escrow=escrow, amount=amount
@@ -211,7 +211,7 @@ def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
     """
     hold = Hold.objects.select_for_update().get(pk=hold.pk)
     if hold.status != Hold.Status.OPEN:
-        if hold.status == Hold.Status.CAPTURED and hold.payee is not None:
+        if hold.status == Hold.Status.CAPTURED and hold.payee_id is not None:
             return hold  # a retried capture: the money already moved
         raise HoldNotOpen(f"hold {hold.reference} is {hold.status}")
     if not 0 <= price <= hold.amount:
@@ -219,18 +219,18 @@ def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
     payee_account = spend_account(agent=payee)
     fees = platform_account(Account.Kind.FEES)
     fee = fee_for(price)
-    locked = _lock([hold.payer, hold.escrow, payee_account, fees])
+    locked = _lock(hold.payer_id, hold.escrow_id, payee_account.pk, fees.pk)
     _post(
         kind=Transaction.Kind.CAPTURE,
         reference=f"{hold.reference}:capture",
         subject=hold.subject,
         locked=locked,
         legs=[
-            Leg(hold.escrow, -hold.amount, Entry.Kind.RELEASE),
-            Leg(hold.payer, hold.amount, Entry.Kind.RELEASE),
-            Leg(hold.payer, -price, Entry.Kind.CHARGE),
-            Leg(payee_account, price - fee, Entry.Kind.PAYOUT),
-            Leg(fees, fee, Entry.Kind.FEE),
+            Leg(hold.escrow_id, -hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.payer_id, hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.payer_id, -price, Entry.Kind.CHARGE),
+            Leg(payee_account.pk, price - fee, Entry.Kind.PAYOUT),
+            Leg(fees.pk, fee, Entry.Kind.FEE),
         ],
     )
     hold.status = Hold.Status.CAPTURED
@@ -250,15 +250,15 @@ def hold_release(*, hold: Hold) -> Hold:
         return hold
     if hold.status != Hold.Status.OPEN:
         raise HoldNotOpen(f"hold {hold.reference} is {hold.status}")
-    locked = _lock([hold.payer, hold.escrow])
+    locked = _lock(hold.payer_id, hold.escrow_id)
     _post(
         kind=Transaction.Kind.RELEASE,
         reference=f"{hold.reference}:release",
         subject=hold.subject,
         locked=locked,
         legs=[
-            Leg(hold.escrow, -hold.amount, Entry.Kind.RELEASE),
-            Leg(hold.payer, hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.escrow_id, -hold.amount, Entry.Kind.RELEASE),
+            Leg(hold.payer_id, hold.amount, Entry.Kind.RELEASE),
         ],
     )
     hold.status = Hold.Status.RELEASED
@@ -294,16 +294,16 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
         hold.refunded * hold.fee // hold.charged
     )
     from_payee = amount - from_fees
-    locked = _lock([hold.payer, hold.payee, fees])
+    locked = _lock(hold.payer_id, hold.payee_id, fees.pk)
     _post(
         kind=Transaction.Kind.REFUND,
         reference=reference,
         subject=hold.subject,
         locked=locked,
         legs=[
-            Leg(hold.payee, -from_payee, Entry.Kind.CLAWBACK),
-            Leg(fees, -from_fees, Entry.Kind.CLAWBACK),
-            Leg(hold.payer, amount, Entry.Kind.REFUND),
+            Leg(hold.payee_id, -from_payee, Entry.Kind.CLAWBACK),
+            Leg(fees.pk, -from_fees, Entry.Kind.CLAWBACK),
+            Leg(hold.payer_id, amount, Entry.Kind.REFUND),
         ],
     )
     hold.refunded += amount
