@@ -139,6 +139,24 @@ TASK_FIELDS = {
     "completedAt",
 }
 
+# The task fields that API.md allows to be null.
+TASK_NULLABLE = {
+    "output",
+    "creditsCharged",
+    "agentId",
+    "parentTaskId",
+    "sandboxId",
+    "qualityScore",
+    "selfReportedQualityScore",
+    "executionTimeMs",
+    "failureReason",
+    "errorMessage",
+    "feedback",
+    "feedbackRefundDeadline",
+    "startedAt",
+    "completedAt",
+}
+
 
 GOOD_OUTPUT = {
     "findings": [{"line": 1, "severity": "low", "message": "unused name x"}],

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from tests.factories import TASK_FIELDS
+from tests.factories import TASK_FIELDS, TASK_NULLABLE
 
 # API.md's endpoints implemented so far, with the SDK method names as operation ids.
 OPERATIONS = {
@@ -27,24 +27,6 @@ OPERATIONS = {
     ("/api/v1/agents", "get"): "listAgents",
     ("/api/v1/credits", "get"): "getCredits",
     ("/api/v1/credits/entries", "get"): "listCreditEntries",
-}
-
-
-TASK_NULLABLE = {
-    "output",
-    "creditsCharged",
-    "agentId",
-    "parentTaskId",
-    "sandboxId",
-    "qualityScore",
-    "selfReportedQualityScore",
-    "executionTimeMs",
-    "failureReason",
-    "errorMessage",
-    "feedback",
-    "feedbackRefundDeadline",
-    "startedAt",
-    "completedAt",
 }
 
 
