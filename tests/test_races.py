@@ -7,45 +7,16 @@ database connection, and closes that connection when done so that the pool gets 
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-
-from django.db import connection
 
 from credits import services as credits
 from credits.models import Entry, Transaction
 from tasks.models import Sandbox, Status, Task
+from tests.concurrency import run_together
 from tests.factories import GOOD_OUTPUT, ApiClient, error_of, make_agent, make_owner, task_body
 
 ROUNDS = 3
 BUDGET = 5000
-
-
-def run_together(calls: list[Callable[[], object]]) -> list:
-    """Run each call in its own thread, released at once by a barrier; their results, in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def work(i: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = call()
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request never finished"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def post(secret: str, path: str, body: dict | None = None, headers: dict | None = None):

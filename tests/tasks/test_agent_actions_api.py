@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from credits.models import Account
 from tasks import jobs
 from tasks.models import Sandbox, Task
+from tests.concurrency import run_together
 from tests.factories import GOOD_OUTPUT, error_of, make_agent, task_body
 
 
@@ -63,26 +62,6 @@ def failed(submitted, rex):
     response = rex.api.post(f"/api/v1/tasks/{submitted['id']}/fail", {"reason": "execution_error"})
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def run_together(*calls):
-    """Run each call in its own thread with its own connection, released together."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
 
 
 # provisionSandbox
@@ -176,8 +155,10 @@ def test_it_hides_the_task_from_an_agent_that_is_not_assigned(submitted, zed, ac
 def test_it_grants_one_of_two_concurrent_provisions(postgres, submitted, rex):
     tid = submitted["id"]
     results = run_together(
-        lambda: rex.api.post(f"/api/v1/tasks/{tid}/sandbox"),
-        lambda: rex.api.post(f"/api/v1/tasks/{tid}/sandbox"),
+        [
+            lambda: rex.api.post(f"/api/v1/tasks/{tid}/sandbox"),
+            lambda: rex.api.post(f"/api/v1/tasks/{tid}/sandbox"),
+        ]
     )
     assert sorted(r.status_code for r in results) == [201, 409]
     assert Sandbox.objects.filter(task_id=tid, status="live").count() == 1
@@ -370,7 +351,7 @@ def test_it_starts_one_of_two_concurrent_starts_at_the_cap(postgres, alice, bob)
     tasks = [submit(alice, solo)["id"] for _ in range(2)]
     sandboxes = [provision(solo, tid) for tid in tasks]
     results = run_together(
-        *[
+        [
             (lambda t=tid, s=sid: solo.api.post(f"/api/v1/tasks/{t}/executing", {"sandboxId": s}))
             for tid, sid in zip(tasks, sandboxes, strict=True)
         ]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from credits import services as credits
 from credits.models import Account, Entry
 from tasks import services
 from tasks.models import Task
+from tests.concurrency import run_together
 from tests.factories import GOOD_OUTPUT, error_of, make_agent, task_body
 
 
@@ -268,21 +267,7 @@ def test_it_hides_the_task_from_an_outsider(request, completed, alice, outsider)
 @pytest.mark.postgres
 def test_it_refunds_once_under_two_concurrent_thumbs_down(postgres, completed, alice, rex):
     tid = completed["id"]
-    barrier = threading.Barrier(2)
-    responses: list = []
-
-    def thumbs_down():
-        try:
-            barrier.wait()
-            responses.append(feedback(alice, tid))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=thumbs_down) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    responses = run_together([lambda: feedback(alice, tid), lambda: feedback(alice, tid)])
     assert sorted(r.status_code for r in responses) == [200, 409]
     assert (alice.balance().available, rex.balance().available, fees()) == (100_000, 0, 0)
 

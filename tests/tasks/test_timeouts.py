@@ -5,17 +5,16 @@ Time is moved by rewriting a task's timestamps with a queryset ``update()``, nev
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from credits.models import Account
 from tasks import jobs, services
 from tasks.models import Sandbox, Task
+from tests.concurrency import run_together
 from tests.factories import GOOD_OUTPUT, make_agent, task_body
 
 
@@ -292,30 +291,15 @@ def test_it_lets_either_the_agent_or_the_sweep_settle_an_overdue_task(
 ):
     tid = executing["id"]
     age(tid, "started_at", settings.EXECUTION_TIMEOUT_SECONDS + 1)
-    barrier = threading.Barrier(2)
-    results: dict = {}
-
-    def agent():
-        try:
-            barrier.wait()
-            results["complete"] = rex.api.post(
+    complete, sweep = run_together(
+        [
+            lambda: rex.api.post(
                 f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 5}
-            )
-        finally:
-            connection.close()
-
-    def sweep():
-        try:
-            barrier.wait()
-            results["sweep"] = jobs.sweep_timeouts()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=agent), threading.Thread(target=sweep)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+            ),
+            jobs.sweep_timeouts,
+        ]
+    )
+    results = {"complete": complete, "sweep": sweep}
 
     settled = task(tid)
     if results["sweep"] == 1:
