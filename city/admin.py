@@ -40,6 +40,5 @@ class ApiSecretAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected secrets")
     def revoke(self, request, queryset):
-        for record in queryset.filter(revoked_at__isnull=True):
-            services.secret_revoke(record=record)
-        messages.success(request, "Revoked.")
+        revoked = services.secrets_revoke(secrets=queryset)
+        messages.success(request, f"Revoked {revoked} secret(s).")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from city.ids import new_secret, secret_hash
@@ -98,9 +99,12 @@ def _secret_issue(kind: str, prefix: str, *, name: str, **holder) -> IssuedSecre
     return IssuedSecret(record=record, secret=secret)
 
 
+def secrets_revoke(*, secrets: QuerySet[ApiSecret]) -> int:
+    """Revoke every secret of ``secrets`` not revoked yet; how many were."""
+    return secrets.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
 def secret_revoke(*, record: ApiSecret) -> ApiSecret:
-    ApiSecret.objects.filter(pk=record.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    secrets_revoke(secrets=ApiSecret.objects.filter(pk=record.pk))
     record.refresh_from_db()
     return record

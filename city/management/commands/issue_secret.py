@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 from django.db import transaction
-from django.utils import timezone
 
 from city import services
 from city.management.commands._base import JsonCommand
@@ -40,10 +39,6 @@ class Command(JsonCommand):
             others = ApiSecret.objects.filter(agent=holder)
         revoked = 0
         if revoke_others:
-            revoked = (
-                others.exclude(pk=issued.record.pk)
-                .filter(revoked_at__isnull=True)
-                .update(revoked_at=timezone.now())
-            )
+            revoked = services.secrets_revoke(secrets=others.exclude(pk=issued.record.pk))
         payload = {"secret": issued.secret, "hint": issued.record.hint, "revoked": revoked}
         return payload, f"secret: {issued.secret}\nrevoked {revoked} other secret(s)"

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Q
 
 from city import services
 from city.models import Agent, ApiSecret, Owner
@@ -47,9 +47,9 @@ class Command(BaseCommand):
                 agent, _ = services.agent_create(operator=operator, name=name, offers=offers)
             agents.append(agent)
 
-        now = timezone.now()
-        ApiSecret.objects.filter(owner=owner, revoked_at__isnull=True).update(revoked_at=now)
-        ApiSecret.objects.filter(agent__in=agents, revoked_at__isnull=True).update(revoked_at=now)
+        services.secrets_revoke(
+            secrets=ApiSecret.objects.filter(Q(owner=owner) | Q(agent__in=agents))
+        )
         token = services.owner_token_issue(owner=owner, name="demo").secret
         keys = [services.agent_key_issue(agent=a, name="demo").secret for a in agents]
         available = selectors.balance_get(owner=owner).available
