@@ -40,23 +40,36 @@ def claim(
             param="Idempotency-Key",
         )
     print_ = fingerprint(data)
-    now = timezone.now()
     scope = {"principal": principal, "key": key, "method": method, "path": path}
-    with transaction.atomic():
-        IdempotencyKey.objects.filter(
-            **scope, created_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
-        ).delete()
-        IdempotencyKey.objects.filter(
-            **scope, response_status__isnull=True, created_at__lt=now - STALE_CLAIM
-        ).delete()
-    try:
-        with transaction.atomic():
-            return IdempotencyKey.objects.create(**scope, fingerprint=print_)
-    except IntegrityError:
-        pass
-    existing = IdempotencyKey.objects.filter(**scope).first()
-    if existing is None:  # expired and deleted between our insert and this read
-        return claim(principal=principal, key=key, method=method, path=path, data=data)
+    # Two rounds: a row found expired or abandoned is deleted, and the claim tried once more.
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                return IdempotencyKey.objects.create(**scope, fingerprint=print_)
+        except IntegrityError:
+            pass
+        existing = IdempotencyKey.objects.filter(**scope).first()
+        if existing is None:
+            continue  # deleted between our insert and this read
+        if _outlived(existing):
+            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            continue
+        return _answer_retry(existing, print_)
+    raise Conflict(
+        "A request with this Idempotency-Key is still in progress.",
+        code="idempotency_key_in_use",
+    )
+
+
+def _outlived(record: IdempotencyKey) -> bool:
+    """Past its 24 hours, or a claim whose request never finished (its process died)."""
+    age = timezone.now() - record.created_at
+    if age >= timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS):
+        return True
+    return record.response_status is None and age >= STALE_CLAIM
+
+
+def _answer_retry(existing: IdempotencyKey, print_: str) -> HttpResponse:
     if existing.fingerprint != print_:
         raise Conflict(
             "This Idempotency-Key was already used with a different request body.",
