@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from city.api import ApiView, PageParams, paginate
 from city.errors import NotFound
 from city.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
-from city.models import Agent, AgentOffer
+from city.models import Agent
 from city.schema import IDEMPOTENCY_KEY, error_responses, json_body, path_id
 from tasks import selectors, services
 from tasks.models import FailureReason, Feedback, Status
@@ -365,26 +364,7 @@ class AgentDirectory(ApiView):
     def get(self, request):
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
-        task_type = params.validated_data.get("taskType")
-        offers = AgentOffer.objects.order_by("task_type")
-        agents = (
-            Agent.objects.filter(status=Agent.Status.ACTIVE)
-            .prefetch_related(Prefetch("offers", queryset=offers))
-            .annotate(
-                completed=Count(
-                    "tasks_assigned",
-                    filter=Q(tasks_assigned__status__in=[Status.COMPLETED, Status.REFUNDED]),
-                    distinct=True,
-                ),
-                ups=Count("tasks_assigned", filter=Q(tasks_assigned__feedback="up"), distinct=True),
-                downs=Count(
-                    "tasks_assigned", filter=Q(tasks_assigned__feedback="down"), distinct=True
-                ),
-            )
-            .order_by("created_at", "id")
-        )
-        if task_type:
-            agents = agents.filter(offers__task_type=task_type)
+        agents = selectors.agent_directory(task_type=params.validated_data.get("taskType"))
         return paginate(request, agents, agent_out)
 
 
