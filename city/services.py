@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -71,8 +72,6 @@ def agent_create(
 
 
 def validate_task_type(task_type: str) -> None:
-    import re
-
     if not re.fullmatch(r"[a-z0-9_]{1,64}", task_type):
         raise IdentityError(f"task type must match [a-z0-9_]{{1,64}}: {task_type!r}")
 

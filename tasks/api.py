@@ -131,6 +131,13 @@ class TaskCollection(ApiView):
         return _submit(self, request)
 
 
+def _visible_task(view, task_id: str):
+    task = selectors.task_get(principal=view.principal, task_id=task_id)
+    if task is None:
+        raise NotFound(f"No such task: {task_id}", code="task_not_found")
+    return task
+
+
 class AgentTaskCollection(ApiView):
     """An agent sub-hires another agent, paying from its earnings."""
 
@@ -175,9 +182,7 @@ class TaskDetail(ApiView):
         responses={200: TaskSerializer, **error_responses(403, 404)},
     )
     def get(self, request, task_id: str):
-        task = selectors.task_get(principal=self.principal, task_id=task_id)
-        if task is None:
-            raise NotFound(f"No such task: {task_id}", code="task_not_found")
+        task = _visible_task(self, task_id)
         return Response(task_out(task))
 
 
@@ -192,9 +197,7 @@ class TaskEvents(ApiView):
         responses={200: TaskEventSerializer(many=True), **error_responses(403, 404)},
     )
     def get(self, request, task_id: str):
-        task = selectors.task_get(principal=self.principal, task_id=task_id)
-        if task is None:
-            raise NotFound(f"No such task: {task_id}", code="task_not_found")
+        task = _visible_task(self, task_id)
         return Response([event_out(event) for event in selectors.event_list(task=task)])
 
 

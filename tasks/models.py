@@ -11,6 +11,8 @@ the caller is charged on completion.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -133,8 +135,6 @@ class Task(models.Model):
     def feedback_refund_deadline(self):
         if self.completed_at is None:
             return None
-        from datetime import timedelta
-
         return self.completed_at + timedelta(seconds=settings.FEEDBACK_REFUND_WINDOW_SECONDS)
 
     def is_unassigned(self) -> bool:
