@@ -187,7 +187,7 @@ def django_setup(url: str, max_threads: int) -> None:
 
 def subject_new() -> str:
     """A task-like id (25 characters, as ``tasks.models.task_id``), marked as a benchmark's."""
-    from city.ids import random_id
+    from city.identity.ids import random_id
 
     return "bn" + random_id("", 23)
 
@@ -265,14 +265,14 @@ class People:
     """Owners and agents made through ``city.services``, funded through ``grant_issue``."""
 
     def __init__(self, run: str):
-        from city import services as identity
+        from city.identity import services as identity
 
         self.run = run
         self.made = 0
         self.operator, _ = identity.owner_create(email=f"bench-{run}-operator@bench.local")
 
     def owner(self, *, funds: int):
-        from city import services as identity
+        from city.identity import services as identity
         from credits import services as credits
 
         self.made += 1
@@ -281,7 +281,7 @@ class People:
         return owner
 
     def agent(self):
-        from city import services as identity
+        from city.identity import services as identity
 
         self.made += 1
         agent, _ = identity.agent_create(

@@ -2,9 +2,7 @@ from django.apps import AppConfig
 
 
 class CityConfig(AppConfig):
-    name = "city"
-    verbose_name = "Identity"
+    """The project itself: no models, only what composes every app (``seed_demo``)."""
 
-    def ready(self) -> None:
-        # Registers the OpenAPI extensions (security schemes) before any schema is generated.
-        from city import schema  # noqa: F401
+    name = "city"
+    verbose_name = "City"

@@ -10,4 +10,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
 
 app = Celery("city")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["city", "credits", "tasks", "disputes"], related_name="jobs")
+app.autodiscover_tasks(["city.api", "credits", "tasks", "disputes"], related_name="jobs")

@@ -59,13 +59,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "city",
+    "city.api",
+    "city.identity",
     "credits",
     "tasks",
     "disputes",
 ]
 
 MIDDLEWARE = [
-    "city.middleware.RequestSizeLimitMiddleware",
+    "city.api.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,23 +146,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "tasks-sweep-timeouts": {"task": "tasks.jobs.sweep_timeouts", "schedule": 30.0},
-    "city-purge-idempotency-keys": {"task": "city.jobs.purge_idempotency_keys", "schedule": 3600.0},
+    "api-purge-idempotency-keys": {
+        "task": "city.api.jobs.purge_idempotency_keys",
+        "schedule": 3600.0,
+    },
 }
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "city.authentication.SecretAuthentication",
-        "city.authentication.SessionAuthentication",
+        "city.identity.authentication.SecretAuthentication",
+        "city.identity.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
-        "city.permissions.IsPrincipal",
-        "city.permissions.MethodAllowed",
-        "city.permissions.KindAllowed",
+        "city.api.permissions.IsPrincipal",
+        "city.api.permissions.MethodAllowed",
+        "city.identity.permissions.KindAllowed",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["city.throttling.PrincipalRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["city.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["city.api.throttling.PrincipalRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["city.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "city.errors.exception_handler",
+    "EXCEPTION_HANDLER": "city.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -176,7 +181,7 @@ SPECTACULAR_SETTINGS = {
         "FailureReason": "tasks.models.FailureReason.values",
         "Feedback": "tasks.models.Feedback.values",
         "EntryKind": "credits.models.Entry.Kind",
-        "ErrorType": "city.errors.STATUS",
+        "ErrorType": "city.api.errors.STATUS",
     },
 }
 

@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from city.api import UnknownRoute
+from city.api.views import UnknownRoute
 
-handler500 = "city.errors.api_server_error"
+handler500 = "city.api.errors.api_server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from city.api import ApiView, PageParams, paginate
-from city.schema import error_responses
+from city.api.pagination import PageParams, paginate
+from city.api.schema import error_responses
+from city.api.views import ApiView
 from credits import selectors
 from credits.models import Entry
 from credits.schema import CreditsSerializer, PaginatedEntryListSerializer

@@ -20,7 +20,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from city.models import Agent, Owner
+from city.identity.models import Agent, Owner
 
 
 class Account(models.Model):

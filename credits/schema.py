@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from city.schema import paginated
+from city.api.schema import paginated
 from credits.models import Entry
 
 

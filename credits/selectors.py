@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from city.models import Agent, Owner
+from city.identity.models import Agent, Owner
 from credits.models import Account, Entry
 
 

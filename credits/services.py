@@ -14,33 +14,48 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from city.models import Agent, Owner
+from city.api.errors import ApiError, Conflict, Invalid, PaymentRequired
+from city.identity.models import Agent, Owner
 from credits.models import Account, Entry, Hold, Transaction
 
 
-class CreditsError(Exception):
-    """Base of the ledger's domain errors."""
+class CreditsError(ApiError):
+    """Base of the ledger's domain errors; each also derives from its contract type."""
 
 
-class InsufficientCredits(CreditsError):
+class InsufficientCredits(CreditsError, PaymentRequired):
+    code = "insufficient_credits"
+
     def __init__(self, *, available: int, required: int):
         self.available = available
         self.required = required
-        super().__init__(f"available balance {available} is below the {required} required")
+        super().__init__(f"Insufficient credits: {available} available, {required} required.")
 
 
-class InvalidAmount(CreditsError):
-    pass
+class InvalidAmount(CreditsError, Invalid):
+    code = "invalid_amount"
+
+    def __init__(self, message: str):
+        super().__init__(message, param="amount")
 
 
-class HoldNotOpen(CreditsError):
-    pass
+class HoldNotOpen(CreditsError, Conflict):
+    code = "hold_not_open"
 
 
-class RefundExceedsCharge(CreditsError):
-    pass
+class RefundExceedsCharge(CreditsError, Invalid):
+    code = "refund_exceeds_charge"
+
+    def __init__(self, *, amount: int, refundable: int, charged: int):
+        self.refundable = refundable
+        super().__init__(
+            f"A refund of {amount} exceeds the {refundable} still refundable of the charge "
+            f"{charged}.",
+            param="amount",
+        )
 
 
 @dataclass(frozen=True)
@@ -53,12 +68,21 @@ class Leg:
 # Accounts
 
 
-def accounts_open_for_owner(*, owner: Owner) -> None:
-    holder_accounts(owner=owner)
+def _holder(owner: Owner | None, agent: Agent | None) -> tuple[Q, str]:
+    """Who holds the accounts, and the kind of the one they spend from."""
+    if agent is not None:
+        return Q(agent=agent), Account.Kind.EARNINGS
+    return Q(owner=owner), Account.Kind.POOL
 
 
-def accounts_open_for_agent(*, agent: Agent) -> None:
-    holder_accounts(agent=agent)
+def accounts_open(*, owner: Owner | None = None, agent: Agent | None = None) -> None:
+    """Open a holder's spendable account and escrow (idempotent); movements open them too."""
+    who, spend_kind = _holder(owner, agent)
+    holder = {"agent": agent} if agent is not None else {"owner": owner}
+    existing = set(Account.objects.filter(who).values_list("kind", flat=True))
+    for kind in (spend_kind, Account.Kind.ESCROW):
+        if kind not in existing:
+            Account.objects.get_or_create(**holder, kind=kind)
 
 
 def platform_account(kind: str) -> Account:
@@ -66,32 +90,25 @@ def platform_account(kind: str) -> Account:
     return account
 
 
-def holder_accounts(
-    *, owner: Owner | None = None, agent: Agent | None = None
-) -> tuple[Account, Account]:
-    """(spendable, escrow) accounts of an owner or an agent, opened on first use."""
-    holder = {"agent": agent} if agent is not None else {"owner": owner}
-    spend_kind = Account.Kind.EARNINGS if agent is not None else Account.Kind.POOL
-    found = {account.kind: account for account in Account.objects.filter(**holder)}
-    for kind in (spend_kind, Account.Kind.ESCROW):
-        if kind not in found:
-            found[kind], _ = Account.objects.get_or_create(**holder, kind=kind)
-    return found[spend_kind], found[Account.Kind.ESCROW]
-
-
-def spend_account(*, owner: Owner | None = None, agent: Agent | None = None) -> Account:
-    """The account a principal spends from: an owner's pool or an agent's earnings."""
-    return holder_accounts(owner=owner, agent=agent)[0]
-
-
 # The posting primitive
 
 
-def _lock(*account_ids: int) -> dict[int, Account]:
-    ids = sorted(set(account_ids))
-    # Primary-key order: every movement takes its locks in the same order.
-    locked = Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-    return {a.pk: a for a in locked}
+def _lock(where: Q, *, expect: int, open_missing) -> list[Account]:
+    """Lock the accounts matching ``where`` in one query, opening any missing ones first.
+
+    Primary-key order: every movement takes its locks in the same order, so two movements
+    over the same accounts cannot deadlock. Balances are read only from these locked rows.
+    """
+    for _ in range(2):
+        locked = list(Account.objects.select_for_update().filter(where).order_by("pk"))
+        if len(locked) >= expect:
+            return locked
+        open_missing()
+    raise RuntimeError(f"accounts matching {where} could not be opened")
+
+
+def _one(locked: list[Account], **match) -> Account:
+    return next(a for a in locked if all(getattr(a, k) == v for k, v in match.items()))
 
 
 def _post(
@@ -100,17 +117,19 @@ def _post(
     reference: str,
     subject: str,
     legs: list[Leg],
-    locked: dict[int, Account],
+    locked: list[Account],
     memo: str = "",
 ) -> Transaction:
     """Write one balanced transaction over accounts the caller has already locked."""
     legs = [leg for leg in legs if leg.amount != 0]
     if sum(leg.amount for leg in legs) != 0:
-        raise CreditsError(f"unbalanced transaction {reference}")
+        # A bug in this module, never an outcome of input: the database refuses it too.
+        raise RuntimeError(f"unbalanced transaction {reference}")
+    by_id = {account.pk: account for account in locked}
     txn = Transaction.objects.create(kind=kind, reference=reference, subject=subject, memo=memo)
     entries = []
     for leg in legs:
-        account = locked[leg.account_id]
+        account = by_id[leg.account_id]
         account.balance += leg.amount
         entries.append(
             Entry(
@@ -123,19 +142,18 @@ def _post(
             )
         )
     Entry.objects.bulk_create(entries)
-    touched = {leg.account_id: locked[leg.account_id] for leg in legs}
+    touched = {leg.account_id: by_id[leg.account_id] for leg in legs}
     Account.objects.bulk_update(touched.values(), ["balance"])
     return txn
 
 
-def _existing(reference: str) -> Transaction | None:
-    return Transaction.objects.filter(reference=reference).first()
-
-
 # Movements
+#
+# ``savepoint=False``: a movement inside a caller's transaction (a submit, a quality check) is
+# all or nothing with it, so a savepoint would only cost two statements.
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def grant_issue(
     *,
     owner: Owner | None = None,
@@ -146,13 +164,21 @@ def grant_issue(
 ) -> Transaction:
     """Platform funding → the owner's pool (or an agent's earnings)."""
     if amount < 1:
-        raise InvalidAmount("a grant must be at least 1 cent")
-    target = spend_account(owner=owner, agent=agent)
-    funding = platform_account(Account.Kind.FUNDING)
+        raise InvalidAmount("A grant must be at least 1 cent.")
+    who, spend_kind = _holder(owner, agent)
     reference = reference or f"grant:{uuid.uuid4().hex}"
-    locked = _lock(target.pk, funding.pk)
-    if (txn := _existing(reference)) is not None:
-        return txn
+    locked = _lock(
+        (who & Q(kind=spend_kind)) | Q(kind=Account.Kind.FUNDING),
+        expect=2,
+        open_missing=lambda: (
+            accounts_open(owner=owner, agent=agent),
+            platform_account(Account.Kind.FUNDING),
+        ),
+    )
+    if (txn := Transaction.objects.filter(reference=reference).first()) is not None:
+        return txn  # a retried grant: the money already moved
+    funding = _one(locked, kind=Account.Kind.FUNDING)
+    target = _one(locked, kind=spend_kind)
     return _post(
         kind=Transaction.Kind.GRANT,
         reference=reference,
@@ -166,7 +192,7 @@ def grant_issue(
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def hold_place(
     *,
     owner: Owner | None = None,
@@ -175,17 +201,23 @@ def hold_place(
     reference: str,
     subject: str = "",
 ) -> Hold:
-    """The payer's spendable account → their escrow. ``InsufficientCredits`` holds nothing."""
+    """The payer's spendable account → their escrow. ``InsufficientCredits`` holds nothing.
+
+    ``reference`` must be new (a task's id is): a second hold under it is an IntegrityError.
+    """
     if amount < 1:
-        raise InvalidAmount("a hold must be at least 1 cent")
-    payer, escrow = holder_accounts(owner=owner, agent=agent)
-    locked = _lock(payer.pk, escrow.pk)
-    if (existing := Hold.objects.filter(reference=reference).first()) is not None:
-        return existing
-    available = locked[payer.pk].balance
+        raise InvalidAmount("A hold must be at least 1 cent.")
+    who, spend_kind = _holder(owner, agent)
+    locked = _lock(
+        who & Q(kind__in=[spend_kind, Account.Kind.ESCROW]),
+        expect=2,
+        open_missing=lambda: accounts_open(owner=owner, agent=agent),
+    )
+    payer = _one(locked, kind=spend_kind)
+    escrow = _one(locked, kind=Account.Kind.ESCROW)
     # Checked inside the lock: a concurrent hold on the same pool waits above, then sees ours.
-    if available < amount:
-        raise InsufficientCredits(available=available, required=amount)
+    if payer.balance < amount:
+        raise InsufficientCredits(available=payer.balance, required=amount)
     _post(
         kind=Transaction.Kind.HOLD,
         reference=f"{reference}:hold",
@@ -202,7 +234,7 @@ def fee_for(price: int) -> int:
     return price * settings.PLATFORM_FEE_BPS // 10000
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
     """Charge ``price`` out of an open hold: the payee gets it less the fee, the rest goes back.
 
@@ -213,13 +245,19 @@ def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
     if hold.status != Hold.Status.OPEN:
         if hold.status == Hold.Status.CAPTURED and hold.payee_id is not None:
             return hold  # a retried capture: the money already moved
-        raise HoldNotOpen(f"hold {hold.reference} is {hold.status}")
+        raise HoldNotOpen(f"Hold {hold.reference} is {hold.status}, not open.")
     if not 0 <= price <= hold.amount:
-        raise InvalidAmount(f"price {price} is outside 0..{hold.amount}")
-    payee_account = spend_account(agent=payee)
-    fees = platform_account(Account.Kind.FEES)
+        raise InvalidAmount(f"Price {price} is outside 0..{hold.amount}.")
+    locked = _lock(
+        Q(pk__in=[hold.payer_id, hold.escrow_id])
+        | Q(agent=payee, kind=Account.Kind.EARNINGS)
+        | Q(kind=Account.Kind.FEES),
+        expect=4,
+        open_missing=lambda: (accounts_open(agent=payee), platform_account(Account.Kind.FEES)),
+    )
+    payee_account = _one(locked, agent_id=payee.pk, kind=Account.Kind.EARNINGS)
+    fees = _one(locked, kind=Account.Kind.FEES)
     fee = fee_for(price)
-    locked = _lock(hold.payer_id, hold.escrow_id, payee_account.pk, fees.pk)
     _post(
         kind=Transaction.Kind.CAPTURE,
         reference=f"{hold.reference}:capture",
@@ -242,15 +280,15 @@ def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
     return hold
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def hold_release(*, hold: Hold) -> Hold:
     """Give an open hold back to the payer in full."""
     hold = Hold.objects.select_for_update().get(pk=hold.pk)
     if hold.status == Hold.Status.RELEASED:
         return hold
     if hold.status != Hold.Status.OPEN:
-        raise HoldNotOpen(f"hold {hold.reference} is {hold.status}")
-    locked = _lock(hold.payer_id, hold.escrow_id)
+        raise HoldNotOpen(f"Hold {hold.reference} is {hold.status}, not open.")
+    locked = _lock(Q(pk__in=[hold.payer_id, hold.escrow_id]), expect=2, open_missing=_never)
     _post(
         kind=Transaction.Kind.RELEASE,
         reference=f"{hold.reference}:release",
@@ -267,7 +305,7 @@ def hold_release(*, hold: Hold) -> Hold:
     return hold
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
     """Give back ``amount`` of a captured charge, clawed back from payee and fees in proportion.
 
@@ -277,24 +315,26 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
     parts gives back exactly the fee and the payout.
     """
     hold = Hold.objects.select_for_update().get(pk=hold.pk)
-    if _existing(reference) is not None:
+    if Transaction.objects.filter(reference=reference).exists():
         return hold  # a retried refund: the money already moved
     if hold.status != Hold.Status.CAPTURED:
-        raise HoldNotOpen(f"hold {hold.reference} is {hold.status}, not captured")
+        raise HoldNotOpen(f"Hold {hold.reference} is {hold.status}, not captured.")
     if amount < 1:
-        raise InvalidAmount("a refund must be at least 1 cent")
+        raise InvalidAmount("A refund must be at least 1 cent.")
     if amount > hold.refundable:
-        raise RefundExceedsCharge(
-            f"refund {amount} exceeds the {hold.refundable} left of charge {hold.charged}"
-        )
-    fees = platform_account(Account.Kind.FEES)
+        raise RefundExceedsCharge(amount=amount, refundable=hold.refundable, charged=hold.charged)
     # The fee share of the refunded total so far, less what earlier refunds took: one refund
     # takes floor(r × f / c), and refunds in parts add up to exactly the whole fee.
     from_fees = (hold.refunded + amount) * hold.fee // hold.charged - (
         hold.refunded * hold.fee // hold.charged
     )
     from_payee = amount - from_fees
-    locked = _lock(hold.payer_id, hold.payee_id, fees.pk)
+    locked = _lock(
+        Q(pk__in=[hold.payer_id, hold.payee_id]) | Q(kind=Account.Kind.FEES),
+        expect=3,
+        open_missing=_never,
+    )
+    fees = _one(locked, kind=Account.Kind.FEES)
     _post(
         kind=Transaction.Kind.REFUND,
         reference=reference,
@@ -309,3 +349,7 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
     hold.refunded += amount
     hold.save(update_fields=["refunded"])
     return hold
+
+
+def _never() -> None:
+    """The accounts of a placed hold exist already."""

@@ -6,11 +6,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from city.api import ApiView, PageParams, paginate
-from city.errors import NotFound
-from city.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
-from city.models import Agent
-from city.schema import IDEMPOTENCY_KEY, error_responses, json_body, path_id
+from city.api.errors import NotFound
+from city.api.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
+from city.api.pagination import PageParams, paginate
+from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, path_id
+from city.api.views import ApiView
+from city.identity.models import Agent
 from tasks import selectors, services
 from tasks.models import FailureReason, Feedback, Status
 from tasks.schema import (

@@ -18,8 +18,8 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, transition
 
-from city.ids import random_id
-from city.models import Agent, Owner
+from city.identity.ids import random_id
+from city.identity.models import Agent, Owner
 from credits.models import Hold
 
 

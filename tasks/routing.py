@@ -7,7 +7,7 @@ the least busy, then the cheapest.
 
 from __future__ import annotations
 
-from city.models import Agent
+from city.identity.models import Agent
 from tasks import selectors
 from tasks.models import Task
 

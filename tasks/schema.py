@@ -9,7 +9,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from city.schema import paginated
+from city.api.schema import paginated
 from tasks.models import FailureReason, Feedback, Status
 
 TASK_TYPE_PATTERN = r"^[a-z0-9_]{1,64}$"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from city.models import Agent, AgentOffer
-from city.principals import Principal
+from city.identity.models import Agent, AgentOffer
+from city.identity.principals import Principal
 from tasks.models import Status, Task, TaskEvent
 
 

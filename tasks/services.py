@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from city.errors import (
+from city.api.errors import (
     Conflict,
     Forbidden,
     Invalid,
@@ -21,8 +21,8 @@ from city.errors import (
     PaymentRequired,
     ServiceUnavailable,
 )
-from city.models import Agent, AgentOffer
-from city.principals import Principal
+from city.identity.models import Agent, AgentOffer
+from city.identity.principals import Principal
 from credits import services as credits
 from tasks import routing, sandboxes
 from tasks.models import ACTIVE_STATUSES, FailureReason, Feedback, Sandbox, Status, Task, TaskEvent

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from django.db import connection
 from django.test import Client, TestCase
 
-from city import services as identity
-from city.models import Agent, Owner
+from city.identity import services as identity
+from city.identity.models import Agent, Owner
 from credits import selectors
+from credits import services as ledger
 
 
 @dataclass
@@ -48,7 +49,10 @@ class Bot:
 
 
 def make_owner(email: str, credits: int = 0, staff: bool = False) -> Person:
-    owner, token = identity.owner_create(email=email, credits=credits, password="pw", staff=staff)
+    owner, token = identity.owner_create(email=email, password="pw", staff=staff)
+    ledger.accounts_open(owner=owner)
+    if credits:
+        ledger.grant_issue(owner=owner, amount=credits)
     return Person(owner, token.secret)
 
 
@@ -58,6 +62,7 @@ def make_agent(
     agent, key = identity.agent_create(
         operator=operator.owner, name=name, offers=offers, max_concurrent=max_concurrent
     )
+    ledger.accounts_open(agent=agent)
     return Bot(agent, key.secret)
 
 

@@ -19,9 +19,9 @@ def staff(reviewer) -> Client:
 @pytest.mark.parametrize(
     "model",
     [
-        "city/owner",
-        "city/agent",
-        "city/apisecret",
+        "identity/owner",
+        "identity/agent",
+        "identity/apisecret",
         "credits/account",
         "credits/transaction",
         "credits/hold",
@@ -52,11 +52,11 @@ def test_it_offers_no_way_to_change_the_ledger(staff, completed):
 
 
 def test_it_revokes_a_secret_from_the_admin(staff, alice):
-    from city.models import ApiSecret
+    from city.identity.models import ApiSecret
 
     secret = ApiSecret.objects.get(owner=alice.owner)
     response = staff.post(
-        "/admin/city/apisecret/", {"action": "revoke", "_selected_action": [secret.pk]}
+        "/admin/identity/apisecret/", {"action": "revoke", "_selected_action": [secret.pk]}
     )
     assert response.status_code == 302
     assert alice.api.get("/api/v1/credits").status_code == 401
@@ -69,10 +69,10 @@ def test_it_keeps_the_admin_from_non_staff(alice):
 
 
 def test_it_never_shows_a_secret_hash(staff, alice):
-    from city.models import ApiSecret
+    from city.identity.models import ApiSecret
 
     secret = ApiSecret.objects.get(owner=alice.owner)
-    page = staff.get(f"/admin/city/apisecret/{secret.pk}/change/").content.decode()
+    page = staff.get(f"/admin/identity/apisecret/{secret.pk}/change/").content.decode()
     assert secret.secret_hash not in page
 
 

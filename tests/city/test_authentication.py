@@ -10,8 +10,8 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from city import services as identity
-from city.models import ApiSecret
+from city.identity import services as identity
+from city.identity.models import ApiSecret
 from tests.factories import ApiClient, error_of
 
 URLSAFE = re.compile(r"[A-Za-z0-9_-]+")

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import CommandError, call_command, get_commands, load_command_class
 
-from city.models import Agent, AgentOffer, ApiSecret, Owner
+from city.identity.models import Agent, AgentOffer, ApiSecret, Owner
 from credits.models import Account, Entry
 from tests.factories import ApiClient, error_of
 

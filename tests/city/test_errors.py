@@ -9,9 +9,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from city import services as identity
-from city import throttling
-from city.middleware import RequestSizeLimitMiddleware
+from city.api import throttling
+from city.api.middleware import RequestSizeLimitMiddleware
+from city.identity import services as identity
 from credits.models import Entry
 from tasks.models import Task
 from tests.factories import ApiClient, error_of, task_body

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from city import idempotency
-from city.models import IdempotencyKey
-from city.principals import Principal
+from city.api import idempotency
+from city.api.models import IdempotencyKey
+from city.identity.principals import Principal
 from credits import services as credits
 from tasks import services as task_services
 from tasks.models import Task

@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
-from city import services as identity
-from city.ids import secret_hash
-from city.models import Agent, ApiSecret
+from city.identity import services as identity
+from city.identity.ids import secret_hash
+from city.identity.models import Agent, ApiSecret
 from credits import services as credits
 from credits.models import Entry
 from tasks.models import Sandbox, Task, TaskEvent

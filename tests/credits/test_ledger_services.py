@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from credits import services
 from credits.models import Account, Entry, Hold, Transaction
@@ -170,12 +171,14 @@ def test_it_counts_only_available_credits_not_what_is_already_held(alice):
     assert Hold.objects.count() == 1
 
 
-def test_it_places_a_hold_once_per_reference(alice):
+def test_it_refuses_a_second_hold_under_the_same_reference(alice):
     first = hold_for(alice, 5000)
-    again = hold_for(alice, 5000)
 
-    assert again.pk == first.pk
-    assert Hold.objects.count() == 1
+    # A reference names one new hold (a task's id): reusing it is a bug, refused whole.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        hold_for(alice, 5000)
+
+    assert list(Hold.objects.values_list("pk", flat=True)) == [first.pk]
     assert Transaction.objects.filter(kind=Transaction.Kind.HOLD).count() == 1
     balance = balance_get(owner=alice.owner)
     assert (balance.available, balance.held) == (95_000, 5000)

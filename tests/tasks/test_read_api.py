@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from city.models import Agent
+from city.identity.models import Agent
 from credits.services import grant_issue
 from tests.factories import GOOD_OUTPUT, error_of, make_agent, task_body
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from city.models import Agent
+from city.identity.models import Agent
 from credits.models import Entry, Hold
 from credits.services import grant_issue
 from tasks.models import Task

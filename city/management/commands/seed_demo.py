@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Q
 
-from city import services
-from city.models import Agent, ApiSecret, Owner
+from city.identity import services
+from city.identity.models import Agent, ApiSecret, Owner
 from credits import selectors
 from credits import services as credits
 
@@ -37,9 +37,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, env_file, **options):
-        owner = self._owner(DEMO_OWNER, password="demo", credits=DEMO_CREDITS)
-        operator = self._owner(DEMO_OPERATOR, password="operator", credits=0)
-        self._owner(REVIEWER, password="review", credits=0, staff=True)
+        owner = self._owner(DEMO_OWNER, password="demo", amount=DEMO_CREDITS)
+        operator = self._owner(DEMO_OPERATOR, password="operator", amount=0)
+        self._owner(REVIEWER, password="review", amount=0, staff=True)
         agents = []
         for name, offers in AGENTS:
             agent = Agent.objects.filter(operator=operator, name=name).first()
@@ -73,10 +73,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Agent        {agent.name} {agent.pk} [{offers}]  key {key}\n")
         self.stdout.write(f"Secrets written to {env_file}: `source {env_file}`\n")
 
-    def _owner(self, email: str, *, password: str, credits: int, staff: bool = False) -> Owner:
+    def _owner(self, email: str, *, password: str, amount: int, staff: bool = False) -> Owner:
         owner = Owner.objects.filter(user__email=email).first()
         if owner is None:
-            owner, _ = services.owner_create(
-                email=email, password=password, credits=credits, staff=staff
-            )
+            owner, _ = services.owner_create(email=email, password=password, staff=staff)
+            credits.accounts_open(owner=owner)
+            if amount:
+                credits.grant_issue(owner=owner, amount=amount, memo="demo")
         return owner

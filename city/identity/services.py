@@ -10,13 +10,15 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from city.ids import new_secret, secret_hash
-from city.models import Agent, AgentOffer, ApiSecret, Owner
-from credits import services as credit_services
+from city.api.errors import Invalid
+from city.identity.ids import new_secret, secret_hash
+from city.identity.models import TASK_TYPE_PATTERN, Agent, AgentOffer, ApiSecret, Owner
 
 
-class IdentityError(Exception):
+class IdentityError(Invalid):
     """Bad input to an identity service (a duplicate email, an unknown operator...)."""
+
+    code = "invalid_identity"
 
 
 @dataclass(frozen=True)
@@ -27,23 +29,19 @@ class IssuedSecret:
 
 @transaction.atomic
 def owner_create(
-    *, email: str, password: str | None = None, credits: int = 0, staff: bool = False
+    *, email: str, password: str | None = None, staff: bool = False
 ) -> tuple[Owner, IssuedSecret]:
+    """An owner with a login and one owner token; its credit pool is ``credits``' to open."""
     User = get_user_model()
     email = email.strip().lower()
     if not email or "@" not in email:
         raise IdentityError(f"not an email address: {email!r}")
-    if credits < 0:
-        raise IdentityError("credits must not be negative")
     if User.objects.filter(username=email).exists():
         raise IdentityError(f"an owner with email {email} already exists")
     user = User.objects.create_user(
         username=email, email=email, password=password, is_staff=staff, is_superuser=staff
     )
     owner = Owner.objects.create(user=user)
-    credit_services.accounts_open_for_owner(owner=owner)
-    if credits:
-        credit_services.grant_issue(owner=owner, amount=credits)
     return owner, owner_token_issue(owner=owner)
 
 
@@ -67,13 +65,12 @@ def agent_create(
     AgentOffer.objects.bulk_create(
         AgentOffer(agent=agent, task_type=t, price=p) for t, p in offers.items()
     )
-    credit_services.accounts_open_for_agent(agent=agent)
     return agent, agent_key_issue(agent=agent)
 
 
 def validate_task_type(task_type: str) -> None:
-    if not re.fullmatch(r"[a-z0-9_]{1,64}", task_type):
-        raise IdentityError(f"task type must match [a-z0-9_]{{1,64}}: {task_type!r}")
+    if not re.fullmatch(TASK_TYPE_PATTERN, task_type):
+        raise IdentityError(f"task type must match {TASK_TYPE_PATTERN}: {task_type!r}")
 
 
 def _hint(secret: str) -> str:

@@ -13,8 +13,6 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from city.principals import principal_of
-
 WINDOW = 60
 
 
@@ -42,7 +40,7 @@ class PrincipalRateThrottle(BaseThrottle):
     """RATE_LIMIT_PER_MINUTE requests per owner or agent."""
 
     def allow_request(self, request, view):
-        principal = principal_of(request)
+        principal = request.auth
         if principal is None:
             return True
         return window_count(f"rate:{principal.key}") <= settings.RATE_LIMIT_PER_MINUTE

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from city.management.commands._base import JsonCommand
-from city.models import Owner
+from city.api.commands import JsonCommand
+from city.identity.models import Owner
 from credits import selectors, services
 
 

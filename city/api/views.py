@@ -1,18 +1,13 @@
-"""The base of every API view: the contract's checks, idempotency and pagination."""
+"""The base of every API view: the contract's checks (run as DRF permissions) and idempotency."""
 
 from __future__ import annotations
 
-import math
-
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from city import idempotency
-from city.errors import Invalid, NotFound
-from city.principals import Principal, principal_of
+from city.api import idempotency
+from city.api.errors import Invalid, NotFound
 
 
 class _Replay(Exception):
@@ -30,8 +25,9 @@ class ApiView(APIView):
         return self.allowed_kinds
 
     @property
-    def principal(self) -> Principal:
-        return principal_of(self.request)
+    def principal(self):
+        """Who is calling: ``request.auth``, as the accepting authentication class set it."""
+        return self.request.auth
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -76,29 +72,3 @@ class UnknownRoute(ApiView):
         raise NotFound("No such endpoint.", code="unknown_route")
 
     get = post = put = patch = delete = head = options = _not_found
-
-
-class PageParams(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, default=1)
-    pageSize = serializers.IntegerField(min_value=1, max_value=100, default=20)
-
-
-def paginate(request, queryset, serialize) -> Response:
-    """The contract's page: ``{"data": [...], "pagination": {...}}``, newest rows as ordered."""
-    params = PageParams(data=request.query_params)
-    params.is_valid(raise_exception=True)
-    page, size = params.validated_data["page"], params.validated_data["pageSize"]
-    total = queryset.count()
-    # A page past the end is empty without asking the database for an absurd OFFSET.
-    rows = list(queryset[(page - 1) * size : page * size]) if (page - 1) * size < total else []
-    return Response(
-        {
-            "data": [serialize(row) for row in rows],
-            "pagination": {
-                "page": page,
-                "pageSize": size,
-                "total": total,
-                "totalPages": math.ceil(total / size),
-            },
-        }
-    )

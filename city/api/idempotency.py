@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
-from city.errors import Conflict, Invalid
-from city.models import IdempotencyKey
+from city.api.errors import Conflict, Invalid
+from city.api.models import IdempotencyKey
 
 # A claim whose request never finished (the process died) stops blocking retries after this.
 STALE_CLAIM = timedelta(minutes=5)

@@ -1,9 +1,13 @@
+"""An owner with a login, a funded credit pool and one owner token."""
+
 from __future__ import annotations
 
 from django.core.management.base import CommandError
+from django.db import transaction
 
-from city import services
-from city.management.commands._base import JsonCommand
+from city.api.commands import JsonCommand
+from city.identity import services as identity
+from credits import services
 
 
 class Command(JsonCommand):
@@ -16,11 +20,13 @@ class Command(JsonCommand):
         parser.add_argument("--password")
         parser.add_argument("--staff", action="store_true", help="may use the admin")
 
+    @transaction.atomic
     def run(self, *, email, credits, password, staff, **options):
         if credits < 0:
             raise CommandError("--credits must not be negative")
-        owner, token = services.owner_create(
-            email=email, password=password, credits=credits, staff=staff
-        )
+        owner, token = identity.owner_create(email=email, password=password, staff=staff)
+        services.accounts_open(owner=owner)
+        if credits:
+            services.grant_issue(owner=owner, amount=credits, memo="manage.py create_owner")
         payload = {"id": owner.pk, "email": owner.user.email, "token": token.secret}
         return payload, f"owner {owner.user.email} ({owner.pk})\ntoken: {token.secret}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from city import services
-from city.management.commands._base import JsonCommand
-from city.models import Agent, ApiSecret, Owner
+from city.api.commands import JsonCommand
+from city.identity import services
+from city.identity.models import Agent, ApiSecret, Owner
 
 
 class Command(JsonCommand):

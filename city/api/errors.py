@@ -31,41 +31,43 @@ STATUS = {
 
 
 class ApiError(Exception):
-    """A domain failure with its contract type. Services raise the subclasses."""
+    """A failure with its contract type. Every domain exception derives from one of the
+    subclasses below, names its ``code``, and is rendered by the one handler here."""
 
-    type = "server_error"
+    type = code = "server_error"
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
         super().__init__(message)
         self.message = message
-        self.code = code or self.type
+        if code is not None:
+            self.code = code
         self.param = param
 
 
 class Invalid(ApiError):
-    type = "validation_error"
+    type = code = "validation_error"
 
 
 class PaymentRequired(ApiError):
-    type = "payment_required"
+    type = code = "payment_required"
 
 
 class Forbidden(ApiError):
-    type = "forbidden"
+    type = code = "forbidden"
 
 
 class NotFound(ApiError):
-    type = "not_found"
+    type = code = "not_found"
 
 
 class Conflict(ApiError):
-    type = "conflict"
+    type = code = "conflict"
 
 
 class ServiceUnavailable(ApiError):
     """A dependency failed (a sandbox provider, say); the contract's ``server_error``."""
 
-    type = "server_error"
+    type = code = "server_error"
 
 
 def error_body(type_: str, code: str, message: str, param: str | None = None) -> dict:
@@ -134,16 +136,8 @@ def _snake(param: str) -> str:
 
 def exception_handler(exc, context):
     """DRF's single exception handler: every failure under /api/ in the contract's shape."""
-    from credits.services import InsufficientCredits
-
     if isinstance(exc, ApiError):
         return error_response(exc.type, exc.code, exc.message, exc.param)
-    if isinstance(exc, InsufficientCredits):
-        return error_response(
-            "payment_required",
-            "insufficient_credits",
-            f"Insufficient credits: {exc.available} available, {exc.required} required.",
-        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from city.ids import secret_hash
-from city.models import ApiSecret
-from city.principals import Principal
-from city.throttling import seconds_left_in_window, window_count, window_peek
+from city.api.throttling import seconds_left_in_window, window_count, window_peek
+from city.identity.ids import secret_hash
+from city.identity.models import ApiSecret
+from city.identity.principals import Principal
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 

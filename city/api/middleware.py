@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import JsonResponse
 
-from city.errors import error_body
+from city.api.errors import error_body
 
 
 class RequestSizeLimitMiddleware:

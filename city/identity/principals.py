@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from city.models import Agent, Owner
+from city.identity.models import Agent, Owner
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,6 @@ class Principal:
 
 
 def principal_of(request) -> Principal | None:
+    """The caller that an authentication class of ``city.identity.authentication`` accepted."""
     auth = getattr(request, "auth", None)
-    if isinstance(auth, Principal):
-        return auth
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        owner = Owner.objects.filter(user=user).first()
-        if owner is not None:
-            return Principal(owner=owner)
-    return None
+    return auth if isinstance(auth, Principal) else None

@@ -1,27 +1,10 @@
-"""Checks every API view runs, in the contract's order: credentials, method, kind of principal."""
+"""The third check of every API view: the kind of principal the route allows."""
 
 from __future__ import annotations
 
 from rest_framework import exceptions, permissions
 
-from city.principals import principal_of
-
-
-class IsPrincipal(permissions.BasePermission):
-    def has_permission(self, request, view):
-        if principal_of(request) is None:
-            raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
-        return True
-
-
-class MethodAllowed(permissions.BasePermission):
-    """405 before 403: the route and method are checked before the kind of principal."""
-
-    def has_permission(self, request, view):
-        method = request.method.lower()
-        if method not in view.http_method_names or not hasattr(view, method):
-            raise exceptions.MethodNotAllowed(request.method)
-        return True
+from city.identity.principals import principal_of
 
 
 class KindAllowed(permissions.BasePermission):

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
-from city import services
-from city.models import Agent, AgentOffer, ApiSecret, Owner
+from city.identity import services
+from city.identity.models import Agent, AgentOffer, ApiSecret, Owner
 
 
 class AgentOfferInline(admin.TabularInline):

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from city.services import IdentityError
+from city.api.errors import ApiError
 
 
 class JsonCommand(BaseCommand):
@@ -20,8 +20,8 @@ class JsonCommand(BaseCommand):
     def handle(self, *args, **options):
         try:
             payload, text = self.run(**options)
-        except IdentityError as exc:
-            raise CommandError(str(exc)) from None
+        except ApiError as exc:  # a domain error: bad input, said plainly on stderr
+            raise CommandError(exc.message) from None
         self.stdout.write(json.dumps(payload) if options["json"] else text)
 
 

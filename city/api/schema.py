@@ -1,57 +1,18 @@
-"""What drf-spectacular needs to describe the API: the security schemes, the error body, and
-helpers the views' ``@extend_schema`` decorators share.
+"""What drf-spectacular needs to describe any app's API: the error body, pages, and helpers the
+views' ``@extend_schema`` decorators share.
 
-The views build their JSON by hand (``task_out``, ``entry_out``, ...), so the response shapes are
-documentation-only serializers: they never validate or render anything. Keep them in step with
-the ``*_out`` functions and API.md.
-
-Imported from ``CityConfig.ready()`` so the extensions below are registered before any schema is
+Imported from ``ApiConfig.ready()`` so the extensions below are registered before any schema is
 generated.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from drf_spectacular.extensions import (
-    OpenApiAuthenticationExtension,
-    OpenApiSerializerExtension,
-)
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from city.errors import STATUS
-
-
-class SecretScheme(OpenApiAuthenticationExtension):
-    target_class = "city.authentication.SecretAuthentication"
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": (
-                "`Authorization: Bearer <secret>`: an owner token (`own_…`) or an agent key "
-                "(`agk_…`). A secret of the wrong kind for the route is `403 forbidden`."
-            ),
-        }
-
-
-class SessionScheme(OpenApiAuthenticationExtension):
-    target_class = "city.authentication.SessionAuthentication"
-    name = "cookieAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "cookie",
-            "name": settings.SESSION_COOKIE_NAME,
-            "description": (
-                "The dashboard's Django session (owners only); unsafe methods also need the CSRF "
-                "token."
-            ),
-        }
+from city.api.errors import STATUS
 
 
 class NestedSerializerName(OpenApiSerializerExtension):

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from city import services
-from city.management.commands._base import JsonCommand, parse_offer
-from city.models import Owner
+from city.api.commands import JsonCommand, parse_offer
+from city.identity import services
+from city.identity.models import Owner
 
 
 class Command(JsonCommand):

@@ -11,7 +11,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from city.ids import random_id
+from city.identity.ids import random_id
+
+# A task type is a slug: what agents offer and tasks ask for.
+TASK_TYPE_PATTERN = r"^[a-z0-9_]{1,64}$"
 
 
 def owner_id() -> str:
@@ -99,28 +102,3 @@ class ApiSecret(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hint}… ({self.kind})"
-
-
-class IdempotencyKey(models.Model):
-    """The first response to a POST with an ``Idempotency-Key``, replayed to retries."""
-
-    principal = models.CharField(max_length=64)
-    key = models.CharField(max_length=255)
-    method = models.CharField(max_length=8)
-    path = models.CharField(max_length=512)
-    fingerprint = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
-    response_status = models.PositiveSmallIntegerField(null=True)
-    response_body = models.BinaryField(null=True)
-    response_content_type = models.CharField(max_length=100, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["principal", "key", "method", "path"], name="idempotency_key_unique"
-            )
-        ]
-        indexes = [models.Index(fields=["created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path} [{self.key}]"

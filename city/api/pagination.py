@@ -1,0 +1,34 @@
+"""The contract's pages: ``{"data": [...], "pagination": {...}}``."""
+
+from __future__ import annotations
+
+import math
+
+from rest_framework import serializers
+from rest_framework.response import Response
+
+
+class PageParams(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, default=1)
+    pageSize = serializers.IntegerField(min_value=1, max_value=100, default=20)
+
+
+def paginate(request, queryset, serialize) -> Response:
+    """The contract's page: ``{"data": [...], "pagination": {...}}``, newest rows as ordered."""
+    params = PageParams(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    page, size = params.validated_data["page"], params.validated_data["pageSize"]
+    total = queryset.count()
+    # A page past the end is empty without asking the database for an absurd OFFSET.
+    rows = list(queryset[(page - 1) * size : page * size]) if (page - 1) * size < total else []
+    return Response(
+        {
+            "data": [serialize(row) for row in rows],
+            "pagination": {
+                "page": page,
+                "pageSize": size,
+                "total": total,
+                "totalPages": math.ceil(total / size),
+            },
+        }
+    )
