@@ -6,26 +6,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from city.api.pagination import PageParams, paginate
-from city.api.schema import error_responses
+from city.api.schema import error_responses, paginated
 from city.api.views import ApiView
 from credits import selectors
-from credits.models import Entry
-from credits.schema import CreditsSerializer, PaginatedEntryListSerializer
+from credits.serializers import CreditsSerializer, EntrySerializer
 
 
 def _holder(principal) -> dict:
     return {"agent": principal.agent} if principal.is_agent else {"owner": principal.owner}
-
-
-def entry_out(entry: Entry) -> dict:
-    return {
-        "id": entry.pk,
-        "amount": entry.amount,
-        "kind": entry.kind,
-        "taskId": entry.subject or None,
-        "balanceAfter": entry.balance_after,
-        "createdAt": entry.created_at,
-    }
 
 
 class CreditBalance(ApiView):
@@ -38,9 +26,7 @@ class CreditBalance(ApiView):
     )
     def get(self, request):
         balance = selectors.balance_get(**_holder(self.principal))
-        return Response(
-            {"available": balance.available, "held": balance.held, "total": balance.total}
-        )
+        return Response(CreditsSerializer.render(balance))
 
 
 class CreditEntries(ApiView):
@@ -50,7 +36,7 @@ class CreditEntries(ApiView):
         description="`amount` is signed, positive into the caller's account.",
         tags=["credits"],
         parameters=[PageParams],
-        responses={200: PaginatedEntryListSerializer, **error_responses(400, 403)},
+        responses={200: paginated(EntrySerializer), **error_responses(400, 403)},
     )
     def get(self, request):
-        return paginate(request, selectors.entry_list(**_holder(self.principal)), entry_out)
+        return paginate(request, selectors.entry_list(**_holder(self.principal)), EntrySerializer)

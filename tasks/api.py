@@ -6,63 +6,30 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from city.api.errors import NotFound
 from city.api.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
 from city.api.pagination import PageParams, paginate
-from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, path_id
+from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, paginated, path_id
 from city.api.views import ApiView
-from city.identity.models import Agent
+from city.identity.models import TASK_TYPE_PATTERN
 from tasks import selectors, services
-from tasks.models import FailureReason, Feedback, Status
-from tasks.schema import (
+from tasks.models import MAX_BUDGET, FailureReason, Feedback, Status
+from tasks.serializers import (
+    AgentSerializer,
     FeedbackResultSerializer,
-    PaginatedAgentListSerializer,
-    PaginatedTaskListSerializer,
     SandboxDestroyedSerializer,
     SandboxSerializer,
     TaskEventSerializer,
+    TaskInputSerializer,
+    TaskOutputField,
     TaskSerializer,
 )
-from tasks.serializers import event_out, task_out
-
-MAX_BUDGET = 1_000_000_000_000
 
 TASK_ID = path_id("task_id", "The task's id.")
 
 
-class FileInput(StrictSerializer):
-    name = StrictCharField(max_length=1000)
-    content = StrictCharField(allow_blank=True, trim_whitespace=False)
-
-
-class TaskInputField(serializers.Field):
-    """``input``: an object with a ``description``; other keys are kept as the caller sent them."""
-
-    default_error_messages = {"invalid": "Expected a JSON object."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        known = {k: data[k] for k in ("description", "repo", "code", "files") if k in data}
-        checked = _TaskInputKnown(data=known)
-        if not checked.is_valid():
-            raise serializers.ValidationError(checked.errors)
-        return {**data, **checked.validated_data}
-
-    def to_representation(self, value):
-        return value
-
-
-class _TaskInputKnown(serializers.Serializer):
-    description = StrictCharField(max_length=100_000)
-    repo = StrictCharField(required=False, max_length=2000)
-    code = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
-    files = FileInput(many=True, required=False)
-
-
 class SubmitInput(StrictSerializer):
-    taskType = StrictRegexField(r"^[a-z0-9_]{1,64}$", max_length=64)
-    input = TaskInputField()
+    taskType = StrictRegexField(TASK_TYPE_PATTERN, max_length=64)
+    input = TaskInputSerializer()
     maxBudget = StrictIntegerField(min_value=1, max_value=MAX_BUDGET)
     agentId = StrictCharField(required=False, allow_null=True, max_length=64)
     parentTaskId = StrictCharField(required=False, allow_null=True, max_length=64)
@@ -80,8 +47,7 @@ def _submit(view, request) -> Response:
         agent_id=data.get("agentId"),
         parent_task_id=data.get("parentTaskId"),
     )
-    task.refresh_from_db()  # eager jobs (routing) may have moved it on commit
-    return Response(task_out(task), status=201)
+    return Response(TaskSerializer.render(task), status=201)
 
 
 class TaskCollection(ApiView):
@@ -101,7 +67,7 @@ class TaskCollection(ApiView):
         "assigned (`role` narrows). A page past the end has empty `data`.",
         tags=["tasks"],
         parameters=[ListParams, PageParams],
-        responses={200: PaginatedTaskListSerializer, **error_responses(400, 403)},
+        responses={200: paginated(TaskSerializer), **error_responses(400, 403)},
     )
     def get(self, request):
         params = self.ListParams(data=request.query_params)
@@ -116,7 +82,7 @@ class TaskCollection(ApiView):
                 status=params.validated_data.get("status"),
                 role=role if principal.is_agent else None,
             )
-        return paginate(request, tasks, task_out)
+        return paginate(request, tasks, TaskSerializer)
 
     @extend_schema(
         operation_id="submit",
@@ -130,13 +96,6 @@ class TaskCollection(ApiView):
     )
     def post(self, request):
         return _submit(self, request)
-
-
-def _visible_task(view, task_id: str):
-    task = selectors.task_get(principal=view.principal, task_id=task_id)
-    if task is None:
-        raise NotFound(f"No such task: {task_id}", code="task_not_found")
-    return task
 
 
 class AgentTaskCollection(ApiView):
@@ -163,14 +122,14 @@ class SubmittedTasks(ApiView):
 
     @extend_schema(
         operation_id="listSubmitted",
-        summary="Tasks assigned to the agent and waiting in `submitted`, oldest first",
+        summary="At most 100 tasks assigned to the agent and waiting in `submitted`, oldest first",
         description="The agent's queue of work to start: `provisionSandbox`, then `markExecuting`.",
         tags=["agent"],
         responses={200: TaskSerializer(many=True), **error_responses(403)},
     )
     def get(self, request):
-        tasks = selectors.submitted_for_agent(principal=self.principal)[:1000]
-        return Response([task_out(task) for task in tasks])
+        tasks = selectors.submitted_for_agent(principal=self.principal)
+        return Response(TaskSerializer.render_many(tasks))
 
 
 class TaskDetail(ApiView):
@@ -183,8 +142,8 @@ class TaskDetail(ApiView):
         responses={200: TaskSerializer, **error_responses(403, 404)},
     )
     def get(self, request, task_id: str):
-        task = _visible_task(self, task_id)
-        return Response(task_out(task))
+        task = selectors.task_visible(principal=self.principal, task_id=task_id)
+        return Response(TaskSerializer.render(task))
 
 
 class TaskEvents(ApiView):
@@ -198,8 +157,8 @@ class TaskEvents(ApiView):
         responses={200: TaskEventSerializer(many=True), **error_responses(403, 404)},
     )
     def get(self, request, task_id: str):
-        task = _visible_task(self, task_id)
-        return Response([event_out(event) for event in selectors.event_list(task=task)])
+        task = selectors.task_visible(principal=self.principal, task_id=task_id)
+        return Response(TaskEventSerializer.render_many(selectors.event_list(task=task)))
 
 
 class SandboxCreate(ApiView):
@@ -218,7 +177,7 @@ class SandboxCreate(ApiView):
     def post(self, request, task_id: str):
         StrictSerializer(data=request.data).is_valid(raise_exception=True)
         sandbox = services.sandbox_provision(principal=self.principal, task_id=task_id)
-        return Response({"sandboxId": sandbox.pk}, status=201)
+        return Response(SandboxSerializer.render(sandbox), status=201)
 
 
 class SandboxDetail(ApiView):
@@ -237,7 +196,7 @@ class SandboxDetail(ApiView):
         destroyed = services.sandbox_destroy(
             principal=self.principal, task_id=task_id, sandbox_id=sandbox_id
         )
-        return Response({"destroyed": destroyed})
+        return Response(SandboxDestroyedSerializer.render({"destroyed": destroyed}))
 
 
 class TaskExecuting(ApiView):
@@ -262,14 +221,14 @@ class TaskExecuting(ApiView):
         task = services.task_start(
             principal=self.principal, task_id=task_id, sandbox_id=body.validated_data["sandboxId"]
         )
-        return Response(task_out(task))
+        return Response(TaskSerializer.render(task))
 
 
 class TaskComplete(ApiView):
     allowed_kinds = ("agent",)
 
     class Input(StrictSerializer):
-        output = serializers.DictField()
+        output = TaskOutputField()
         executionTimeMs = StrictIntegerField(min_value=0, max_value=10**12)
         qualityScore = StrictIntegerField(
             min_value=0, max_value=100, required=False, allow_null=True
@@ -278,7 +237,8 @@ class TaskComplete(ApiView):
     @extend_schema(
         operation_id="complete",
         summary="Hand in the output (assigned agent; task executing)",
-        description="The task moves to `quality_check`, or later if the check has already run.",
+        description="The task moves to `quality_check`; the quality check runs after this "
+        "returns and settles it (`completed` or `failed`).",
         tags=["agent"],
         parameters=[TASK_ID, IDEMPOTENCY_KEY],
         request=json_body(Input),
@@ -291,12 +251,11 @@ class TaskComplete(ApiView):
         task = services.task_complete(
             principal=self.principal,
             task_id=task_id,
-            output=request.data["output"],
+            output=data["output"],
             execution_time_ms=data["executionTimeMs"],
             quality_score=data.get("qualityScore"),
         )
-        task.refresh_from_db()  # the eager quality check may have settled it on commit
-        return Response(task_out(task))
+        return Response(TaskSerializer.render(task))
 
 
 class TaskFail(ApiView):
@@ -326,7 +285,7 @@ class TaskFail(ApiView):
             reason=body.validated_data["reason"],
             error_message=body.validated_data.get("errorMessage") or "",
         )
-        return Response(task_out(task))
+        return Response(TaskSerializer.render(task))
 
 
 class TaskFeedback(ApiView):
@@ -348,14 +307,14 @@ class TaskFeedback(ApiView):
         _, refunded = services.task_feedback(
             principal=self.principal, task_id=task_id, feedback=body.validated_data["feedback"]
         )
-        return Response({"refunded": refunded})
+        return Response(FeedbackResultSerializer.render({"refunded": refunded}))
 
 
 class AgentDirectory(ApiView):
     """Active agents that can be hired, with their prices, rating and record."""
 
     class Params(serializers.Serializer):
-        taskType = serializers.RegexField(r"^[a-z0-9_]{1,64}$", required=False)
+        taskType = serializers.RegexField(TASK_TYPE_PATTERN, required=False)
 
     @extend_schema(
         operation_id="listAgents",
@@ -363,21 +322,10 @@ class AgentDirectory(ApiView):
         description="Paginated like `list`, with each agent's prices, rating and record.",
         tags=["agents"],
         parameters=[Params, PageParams],
-        responses={200: PaginatedAgentListSerializer, **error_responses(400, 403)},
+        responses={200: paginated(AgentSerializer), **error_responses(400, 403)},
     )
     def get(self, request):
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
         agents = selectors.agent_directory(task_type=params.validated_data.get("taskType"))
-        return paginate(request, agents, agent_out)
-
-
-def agent_out(agent: Agent) -> dict:
-    rated = agent.ups + agent.downs
-    return {
-        "id": agent.pk,
-        "name": agent.name,
-        "taskTypes": [{"taskType": o.task_type, "price": o.price} for o in agent.offers.all()],
-        "rating": round(100 * agent.ups / rated) if rated else None,
-        "completedTasks": agent.completed,
-    }
+        return paginate(request, agents, AgentSerializer)

@@ -1,19 +1,34 @@
-"""Celery jobs: each fetches by id and calls one service."""
+"""Celery jobs: each fetches by id and calls one service.
+
+``enqueue_after`` is subscribed to ``tasks.events`` (in ``TasksConfig.ready``): the recorded
+events of a committed change say which job comes next, so the services never import this
+module.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
-from tasks import services
-from tasks.models import TERMINAL_STATUSES, Sandbox, Status, Task
+from tasks import selectors, services
+from tasks.models import TERMINAL_STATUSES, Sandbox, Status, Task, TaskEvent
 
 logger = logging.getLogger(__name__)
+
+
+def enqueue_after(events: Sequence[TaskEvent]) -> None:
+    """The next job of each committed event: route, check quality, or clean up sandboxes."""
+    for event in events:
+        if event.type == "submit" and event.data.get("routing") == "smart":
+            route_task.delay(event.task_id)
+        elif event.type == "complete":
+            check_quality.delay(event.task_id)
+        if event.to_status in TERMINAL_STATUSES and event.from_status not in TERMINAL_STATUSES:
+            destroy_sandboxes.delay(event.task_id)
 
 
 @shared_task
@@ -38,19 +53,7 @@ STUCK_QUALITY_CHECK = timedelta(minutes=5)
 def sweep_timeouts() -> int:
     """Fail every task that overstayed its status, and route unassigned ones again."""
     now = timezone.now()
-    overdue = Task.objects.filter(
-        Q(status=Status.EXECUTING, started_at__lte=now - _seconds("EXECUTION_TIMEOUT_SECONDS"))
-        | Q(
-            status=Status.SUBMITTED,
-            agent__isnull=False,
-            assigned_at__lte=now - _seconds("ASSIGNMENT_TIMEOUT_SECONDS"),
-        )
-        | Q(
-            status__in=[Status.SUBMITTED, Status.ROUTING],
-            agent__isnull=True,
-            created_at__lte=now - _seconds("ROUTING_TIMEOUT_SECONDS"),
-        )
-    ).values_list("pk", flat=True)
+    overdue = Task.objects.filter(selectors.overdue(now)).values_list("pk", flat=True)
     failed = 0
     for task_id in list(overdue):
         task = _isolated(services.task_time_out, task_id=task_id, now=now)
@@ -84,7 +87,3 @@ def _isolated(service, **kwargs):
     except Exception:
         logger.exception("sweep: %s failed for %s", service.__name__, kwargs.get("task_id"))
         return None
-
-
-def _seconds(setting: str) -> timedelta:
-    return timedelta(seconds=getattr(settings, setting))

@@ -22,6 +22,9 @@ from city.identity.ids import random_id
 from city.identity.models import Agent, Owner
 from credits.models import Hold
 
+# The largest budget a task may carry, in cents (API.md).
+MAX_BUDGET = 1_000_000_000_000
+
 
 def task_id() -> str:
     return random_id("", 25)
@@ -87,6 +90,7 @@ class Task(models.Model):
     credits_refunded = models.BigIntegerField(default=0)
 
     quality_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    quality_reasons = models.JSONField(default=list, blank=True)
     self_reported_quality_score = models.PositiveSmallIntegerField(null=True, blank=True)
     execution_time_ms = models.BigIntegerField(null=True, blank=True)
     failure_reason = models.CharField(max_length=32, choices=FailureReason.choices, blank=True)
@@ -172,16 +176,18 @@ class Task(models.Model):
         self.self_reported_quality_score = self_reported
 
     @transition(status, source=Status.QUALITY_CHECK, target=Status.COMPLETED)
-    def pass_check(self, *, score: int, at) -> None:
+    def pass_check(self, *, score: int, reasons: list[str], at) -> None:
         self.quality_score = score
+        self.quality_reasons = reasons
         self.credits_held = 0
         self.credits_charged = self.price
         self.completed_at = at
         self.finished_at = at
 
     @transition(status, source=Status.QUALITY_CHECK, target=Status.FAILED)
-    def reject(self, *, score: int, at) -> None:
+    def reject(self, *, score: int, reasons: list[str], at) -> None:
         self.quality_score = score
+        self.quality_reasons = reasons
         self.credits_held = 0
         self.failure_reason = FailureReason.QUALITY_GATE
         self.error_message = f"quality score {score} is below {settings.QUALITY_PASS_SCORE}"

@@ -7,7 +7,7 @@ Evaluators plug in through ``QUALITY_EVALUATOR`` (a dotted path to a class with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -19,7 +19,7 @@ SELF_REPORT_WEIGHT = 0.2
 class Verdict:
     score: int
     substantive: bool
-    reason: str = ""
+    reasons: list[str] = field(default_factory=list)  # human-readable, shown as qualityReasons
 
     @property
     def passed(self) -> bool:
@@ -66,13 +66,13 @@ class HeuristicEvaluator:
     def score(self, task) -> Verdict:
         output = task.output
         if not isinstance(output, dict) or not output:
-            return Verdict(0, False, "output is not a non-empty JSON object")
+            return Verdict(0, False, ["output is not a non-empty JSON object"])
         fields = [key for key, value in output.items() if _substantive(value)]
         if not fields:
-            return Verdict(0, False, "output has no substantive content")
+            return Verdict(0, False, ["output has no substantive content"])
         chars, _ = _text_of(output)
         score = 50 + 12 * min(len(fields), 3) + min(14, chars // 25)
-        return Verdict(min(score, 100), True, f"{len(fields)} substantive fields")
+        return Verdict(min(score, 100), True, [f"{len(fields)} substantive fields"])
 
 
 def evaluate(task) -> Verdict:
@@ -81,4 +81,8 @@ def evaluate(task) -> Verdict:
     if own is None or not verdict.substantive:
         return verdict
     blended = round((1 - SELF_REPORT_WEIGHT) * verdict.score + SELF_REPORT_WEIGHT * own)
-    return Verdict(blended, verdict.substantive, verdict.reason)
+    reasons = [
+        *verdict.reasons,
+        f"self-reported score {own} weighs {SELF_REPORT_WEIGHT:.0%}: {verdict.score} -> {blended}",
+    ]
+    return Verdict(blended, verdict.substantive, reasons)

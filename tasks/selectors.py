@@ -1,12 +1,33 @@
-"""Reads of tasks: who may see what."""
+"""Reads of tasks: who may see what, which tasks are overdue, and agents' records."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
+from tasks.errors import TaskNotFound
 from tasks.models import Status, Task, TaskEvent
+
+# listSubmitted returns at most this many tasks, oldest first (API.md).
+SUBMITTED_LIMIT = 100
 
 
 def visible_to(principal: Principal) -> Q:
@@ -39,14 +60,65 @@ def task_list(*, principal: Principal, status: str | None = None, role: str | No
     return tasks.order_by("-created_at", "-id")
 
 
-def task_get(*, principal: Principal, task_id: str) -> Task | None:
-    return Task.objects.filter(visible_to(principal), pk=task_id).first()
+def task_visible(*, principal: Principal, task_id: str, for_update: bool = False) -> Task:
+    """The task if ``principal`` may see it, else ``TaskNotFound`` (no existence oracle)."""
+    tasks = Task.objects.select_for_update() if for_update else Task.objects
+    task = tasks.filter(visible_to(principal), pk=task_id).first()
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task
 
 
 def submitted_for_agent(*, principal: Principal) -> QuerySet[Task]:
-    return Task.objects.filter(agent=principal.agent, status="submitted").order_by(
+    """The agent's queue: tasks assigned to it and waiting in ``submitted``, oldest first."""
+    return Task.objects.filter(agent=principal.agent, status=Status.SUBMITTED).order_by(
         "created_at", "id"
-    )
+    )[:SUBMITTED_LIMIT]
+
+
+# Timeouts: one rule per overstayed status, read by the sweep (which tasks) and by the service
+# that fails one (whether it is still overdue once locked, and why).
+
+
+def _timeout_rules(now: datetime) -> list[tuple[Q, str]]:
+    def ago(seconds: int) -> datetime:
+        return now - timedelta(seconds=seconds)
+
+    execution = settings.EXECUTION_TIMEOUT_SECONDS
+    assignment = settings.ASSIGNMENT_TIMEOUT_SECONDS
+    routing = settings.ROUTING_TIMEOUT_SECONDS
+    return [
+        (
+            Q(status=Status.EXECUTING, started_at__lte=ago(execution)),
+            f"execution exceeded {execution} s",
+        ),
+        (
+            Q(status=Status.SUBMITTED, agent__isnull=False, assigned_at__lte=ago(assignment)),
+            f"the agent did not start within {assignment} s",
+        ),
+        (
+            Q(
+                status__in=[Status.SUBMITTED, Status.ROUTING],
+                agent__isnull=True,
+                created_at__lte=ago(routing),
+            ),
+            f"no agent took the task within {routing} s",
+        ),
+    ]
+
+
+def overdue(now: datetime) -> Q:
+    """Tasks that overstayed their status at ``now``."""
+    where = Q(pk__in=[])
+    for rule, _ in _timeout_rules(now):
+        where |= rule
+    return where
+
+
+def timeout_reason(now: datetime) -> Case:
+    """An annotation: why a task is overdue at ``now``, or null if it is not."""
+    whens = [When(rule, then=Value(reason)) for rule, reason in _timeout_rules(now)]
+    return Case(*whens, default=None, output_field=CharField())
 
 
 def event_list(*, task: Task) -> QuerySet[TaskEvent]:
@@ -84,8 +156,19 @@ def agents_for_hire(*, task_type: str, max_budget: int, excluding_id: str | None
 
 
 def agent_directory(*, task_type: str | None = None) -> QuerySet[Agent]:
-    agents = agents_with_record().prefetch_related(
-        Prefetch("offers", queryset=AgentOffer.objects.order_by("task_type"))
+    """Active agents with their offers and record; ``rating`` is the % of thumbs up, rounded
+    half up, or null while unrated."""
+    rated = F("ups") + F("downs")
+    agents = (
+        agents_with_record()
+        .annotate(
+            rating=Case(
+                When(Q(ups__gt=0) | Q(downs__gt=0), then=(200 * F("ups") + rated) / (2 * rated)),
+                default=None,
+                output_field=IntegerField(),
+            )
+        )
+        .prefetch_related(Prefetch("offers", queryset=AgentOffer.objects.order_by("task_type")))
     )
     if task_type:
         offers = AgentOffer.objects.filter(agent=OuterRef("pk"), task_type=task_type)

@@ -2,8 +2,13 @@
 
 Each runs in one transaction: it re-fetches the task with ``select_for_update()`` (so an agent's
 ``complete`` and a timeout sweep, or two thumbs-down, cannot both win), checks the transition is
-allowed, applies it, moves money through ``credits.services``, records a ``TaskEvent``, and
-registers jobs with ``transaction.on_commit`` so that a worker never sees uncommitted state.
+allowed, applies it, moves money through ``credits.services`` and records what happened with
+``tasks.events.record``. What follows a change (routing, the quality check, sandbox cleanup, the
+stream) hangs off that record's after-commit hook, so a worker never sees uncommitted state and
+these services never import the jobs that call them.
+
+Services raise the domain errors of ``tasks.errors`` (and ``credits.services``); the API's one
+handler renders them.
 """
 
 from __future__ import annotations
@@ -13,118 +18,97 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from city.api.errors import (
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    PaymentRequired,
-    ServiceUnavailable,
-)
+from city.api.errors import ServiceUnavailable
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
 from credits import services as credits
-from tasks import routing, sandboxes
-from tasks.models import ACTIVE_STATUSES, FailureReason, Feedback, Sandbox, Status, Task, TaskEvent
+from tasks import events, quality, routing, sandboxes, selectors
+from tasks.errors import (
+    AgentAtCapacity,
+    FeedbackAlreadyGiven,
+    InvalidHire,
+    InvalidParentTask,
+    InvalidTransition,
+    NotAssignee,
+    NotCaller,
+    ParentNotExecuting,
+    SandboxAlreadyLive,
+    SandboxNotFound,
+    SandboxNotLive,
+    UnknownTaskType,
+)
+from tasks.events import SYSTEM
+from tasks.models import FailureReason, Feedback, Sandbox, Status, Task
 from tasks.models import task_id as new_task_id
-from tasks.selectors import is_assignee, is_caller, visible_to
-
-SYSTEM = "system"
+from tasks.selectors import is_assignee, is_caller, task_visible
 
 
 def _actor(principal: Principal | None) -> str:
     return principal.key if principal is not None else SYSTEM
 
 
-def _record(task: Task, type_: str, *, actor: str, before: str, data: dict | None = None) -> None:
-    TaskEvent.objects.create(
-        task=task,
-        type=type_,
-        from_status=before,
-        to_status=task.status,
-        actor=actor,
-        data=data or {},
-    )
-
-
-def _locked(principal: Principal, task_id: str) -> Task:
-    """The task, locked, if the principal may see it; else 404 (no existence oracle)."""
-    task = Task.objects.select_for_update().filter(visible_to(principal), pk=task_id).first()
-    if task is None:
-        raise NotFound(f"No such task: {task_id}", code="task_not_found")
-    return task
-
-
 def _locked_for_assignee(principal: Principal, task_id: str) -> Task:
-    task = _locked(principal, task_id)
+    task = task_visible(principal=principal, task_id=task_id, for_update=True)
     if not is_assignee(task, principal):
-        raise Forbidden("Only the task's assigned agent may do this.", code="not_assignee")
+        raise NotAssignee()
     return task
 
 
-def _conflict(task: Task, action: str) -> Conflict:
-    return Conflict(f"Cannot {action} a task in status {task.status}.", code=f"task_{task.status}")
-
-
-def _on_commit_job(job, *args) -> None:
-    # robust: the request has committed by then; a job that fails to enqueue (or, run eagerly,
-    # fails) is logged and left to the sweep instead of turning a done action into a 500.
-    transaction.on_commit(lambda: job.delay(*args), robust=True)
-
-
-def _finished(task: Task) -> None:
-    """A task reached a terminal status: the platform destroys its sandboxes."""
-    from tasks import jobs
-
-    if task.sandboxes.filter(status=Sandbox.Status.LIVE).exists():
-        _on_commit_job(jobs.destroy_sandboxes, task.pk)
+def _require(task: Task, transition, action: str) -> None:
+    """The FSM decides which statuses allow an action; anything else is a conflict."""
+    if not can_proceed(transition):
+        raise InvalidTransition(task, action)
 
 
 # Submit and assign
 
 
-def _validate_hire(*, principal: Principal, agent_id: str, task_type: str, max_budget: int):
-    agent = Agent.objects.filter(pk=agent_id, status=Agent.Status.ACTIVE).first()
-    if agent is None:
-        raise Invalid(f"No active agent {agent_id}.", code="agent_not_found", param="agentId")
-    if principal.is_agent and agent.pk == principal.agent.pk:
-        raise Invalid("An agent cannot hire itself.", code="cannot_hire_self", param="agentId")
-    offer = AgentOffer.objects.filter(agent=agent, task_type=task_type).first()
+def _validate_hire(
+    *, principal: Principal, agent_id: str, task_type: str, max_budget: int
+) -> tuple[Agent, int]:
+    """The agent a caller hires directly, and its price: agent and offer in one query."""
+    offer = (
+        AgentOffer.objects.select_related("agent")
+        .filter(agent_id=agent_id, agent__status=Agent.Status.ACTIVE, task_type=task_type)
+        .first()
+    )
     if offer is None:
-        raise Invalid(
+        if not AgentOffer.objects.filter(
+            task_type=task_type, agent__status=Agent.Status.ACTIVE
+        ).exists():
+            raise UnknownTaskType(task_type)
+        if not Agent.objects.filter(pk=agent_id, status=Agent.Status.ACTIVE).exists():
+            raise InvalidHire(f"No active agent {agent_id}.", code="agent_not_found")
+        raise InvalidHire(
             f"Agent {agent_id} does not take {task_type} tasks.",
             code="agent_does_not_take_task_type",
-            param="agentId",
         )
+    if principal.is_agent and offer.agent_id == principal.agent.pk:
+        raise InvalidHire("An agent cannot hire itself.", code="cannot_hire_self")
     if offer.price > max_budget:
-        raise Invalid(
+        raise InvalidHire(
             f"Agent {agent_id} charges {offer.price} for {task_type}, above maxBudget "
             f"{max_budget}.",
             code="price_exceeds_budget",
-            param="agentId",
         )
-    return agent, offer.price
+    return offer.agent, offer.price
 
 
 def _validate_parent(*, principal: Principal, parent_task_id: str) -> Task:
     if not principal.is_agent:
-        raise Invalid(
+        raise InvalidParentTask(
             "parentTaskId is for agents sub-hiring from a task they execute.",
             code="parent_task_not_allowed",
-            param="parentTaskId",
         )
-    parent = Task.objects.filter(visible_to(principal), pk=parent_task_id).first()
-    if parent is None or not is_assignee(parent, principal):
-        raise Invalid(
-            f"No task {parent_task_id} assigned to you.",
-            code="parent_task_not_found",
-            param="parentTaskId",
+    parent = Task.objects.filter(
+        selectors.visible_to(principal), pk=parent_task_id, agent=principal.agent
+    ).first()
+    if parent is None:
+        raise InvalidParentTask(
+            f"No task {parent_task_id} assigned to you.", code="parent_task_not_found"
         )
     if parent.status != Status.EXECUTING:
-        raise Conflict(
-            f"Parent task {parent_task_id} is {parent.status}, not executing.",
-            code="parent_task_not_executing",
-        )
+        raise ParentNotExecuting(f"Parent task {parent_task_id} is {parent.status}, not executing.")
     return parent
 
 
@@ -138,26 +122,29 @@ def task_submit(
     agent_id: str | None = None,
     parent_task_id: str | None = None,
 ) -> Task:
-    """Create a task and hold its whole budget; a direct hire is assigned at once."""
-    hire = None
+    """Create a task and hold its whole budget; a direct hire is assigned at once.
+
+    Returned as this transaction commits it: routing, which runs after the commit (in-process
+    on the embedded default), moves the task on without changing what the caller gets back.
+    """
     if agent_id is not None:
         hire = _validate_hire(
             principal=principal, agent_id=agent_id, task_type=task_type, max_budget=max_budget
         )
+    else:
+        hire = None
+        if not AgentOffer.objects.filter(
+            task_type=task_type, agent__status=Agent.Status.ACTIVE
+        ).exists():
+            raise UnknownTaskType(task_type)
     parent = None
     if parent_task_id is not None:
         parent = _validate_parent(principal=principal, parent_task_id=parent_task_id)
 
     tid = new_task_id()
     payer = {"agent": principal.agent} if principal.is_agent else {"owner": principal.owner}
-    try:
-        hold = credits.hold_place(**payer, amount=max_budget, reference=f"task:{tid}", subject=tid)
-    except credits.InsufficientCredits as exc:
-        raise PaymentRequired(
-            f"Insufficient credits: {exc.available} available, {max_budget} required.",
-            code="insufficient_credits",
-        ) from None
-    task = Task.objects.create(
+    hold = credits.hold_place(**payer, amount=max_budget, reference=f"task:{tid}", subject=tid)
+    task = Task(
         id=tid,
         task_type=task_type,
         input=input,
@@ -170,14 +157,29 @@ def task_submit(
         direct_hire=hire is not None,
     )
     actor = _actor(principal)
-    _record(task, "submit", actor=actor, before="", data={"maxBudget": max_budget})
+    # The task is inserted once, already assigned when hired directly: its events say so.
+    submitted = events.event(
+        task,
+        "submit",
+        actor=actor,
+        before="",
+        data={"maxBudget": max_budget, "routing": "direct" if hire else "smart"},
+    )
     if hire is not None:
         agent, price = hire
-        _assign(task, agent=agent, price=price, actor=actor, direct=True)
+        task.assign(agent=agent, price=price, at=timezone.now())
+        assigned = events.event(
+            task,
+            "assign",
+            actor=actor,
+            before=Status.SUBMITTED,
+            data={"agentId": agent.pk, "price": price, "direct": True},
+        )
+        task.save(force_insert=True)
+        events.record(submitted, assigned)
     else:
-        from tasks import jobs
-
-        _on_commit_job(jobs.route_task, task.pk)
+        task.save(force_insert=True)
+        events.record(submitted)
     return task
 
 
@@ -190,28 +192,26 @@ def task_route(*, task_id: str) -> Task | None:
     if task.status == Status.SUBMITTED:
         task.route()
         task.save()
-        _record(task, "route", actor=SYSTEM, before=Status.SUBMITTED)
+        events.record(events.event(task, "route", actor=SYSTEM, before=Status.SUBMITTED))
     if task.status != Status.ROUTING:
         return task
     choice = routing.agent_pick(task)
     if choice is None:
         return task  # stays in routing; the sweep retries until ROUTING_TIMEOUT_SECONDS
     agent, price = choice
-    _assign(task, agent=agent, price=price, actor=SYSTEM, direct=False)
-    return task
-
-
-def _assign(task: Task, *, agent: Agent, price: int, actor: str, direct: bool) -> None:
     before = task.status
     task.assign(agent=agent, price=price, at=timezone.now())
     task.save()
-    _record(
-        task,
-        "assign",
-        actor=actor,
-        before=before,
-        data={"agentId": agent.pk, "price": price, "direct": direct},
+    events.record(
+        events.event(
+            task,
+            "assign",
+            actor=SYSTEM,
+            before=before,
+            data={"agentId": agent.pk, "price": price, "direct": False},
+        )
     )
+    return task
 
 
 # The assigned agent's actions
@@ -221,9 +221,9 @@ def _assign(task: Task, *, agent: Agent, price: int, actor: str, direct: bool) -
 def sandbox_provision(*, principal: Principal, task_id: str) -> Sandbox:
     task = _locked_for_assignee(principal, task_id)
     if task.status not in (Status.SUBMITTED, Status.EXECUTING):
-        raise _conflict(task, "provision a sandbox for")
+        raise InvalidTransition(task, "provision a sandbox for")
     if task.sandboxes.filter(status=Sandbox.Status.LIVE).exists():
-        raise Conflict("This task already has a live sandbox.", code="sandbox_already_live")
+        raise SandboxAlreadyLive()
     sandbox = Sandbox(task=task, provider=settings.SANDBOX_PROVIDER)
     try:
         sandbox.external_id = sandboxes.provider().create(sandbox_id=sandbox.pk, task=task)
@@ -232,19 +232,21 @@ def sandbox_provision(*, principal: Principal, task_id: str) -> Sandbox:
             f"The sandbox provider failed: {exc}", code="sandbox_provider_error"
         ) from exc
     try:
+        # A savepoint on purpose: a concurrent provision that won the unique constraint is
+        # answered with 409 after this one's sandbox is destroyed again.
         with transaction.atomic():
             sandbox.save(force_insert=True)
     except IntegrityError:
         sandboxes.provider().destroy(external_id=sandbox.external_id)
-        raise Conflict(
-            "This task already has a live sandbox.", code="sandbox_already_live"
-        ) from None
-    _record(
-        task,
-        "sandbox_provision",
-        actor=_actor(principal),
-        before=task.status,
-        data={"sandboxId": sandbox.pk},
+        raise SandboxAlreadyLive() from None
+    events.record(
+        events.event(
+            task,
+            "sandbox_provision",
+            actor=_actor(principal),
+            before=task.status,
+            data={"sandboxId": sandbox.pk},
+        )
     )
     return sandbox
 
@@ -254,15 +256,17 @@ def sandbox_destroy(*, principal: Principal, task_id: str, sandbox_id: str) -> b
     task = _locked_for_assignee(principal, task_id)
     sandbox = Sandbox.objects.select_for_update().filter(task=task, pk=sandbox_id).first()
     if sandbox is None:
-        raise NotFound(f"No sandbox {sandbox_id} for this task.", code="sandbox_not_found")
+        raise SandboxNotFound(f"No sandbox {sandbox_id} for this task.")
     destroyed = _sandbox_destroy(sandbox)
     if destroyed:
-        _record(
-            task,
-            "sandbox_destroy",
-            actor=_actor(principal),
-            before=task.status,
-            data={"sandboxId": sandbox.pk},
+        events.record(
+            events.event(
+                task,
+                "sandbox_destroy",
+                actor=_actor(principal),
+                before=task.status,
+                data={"sandboxId": sandbox.pk},
+            )
         )
     return destroyed
 
@@ -288,26 +292,22 @@ def sandboxes_destroy_for_task(*, task_id: str) -> int:
 def task_start(*, principal: Principal, task_id: str, sandbox_id: str) -> Task:
     """markExecuting: the assigned agent starts work in the task's live sandbox."""
     task = _locked_for_assignee(principal, task_id)
-    if not can_proceed(task.start):
-        raise _conflict(task, "start")
+    _require(task, task.start, "start")
     if not task.sandboxes.filter(pk=sandbox_id, status=Sandbox.Status.LIVE).exists():
-        raise Invalid(
-            f"{sandbox_id} is not this task's live sandbox.",
-            code="sandbox_not_live",
-            param="sandboxId",
-        )
+        raise SandboxNotLive(sandbox_id)
     # The agent row is the lock that makes the concurrency cap exact under parallel starts.
     agent = Agent.objects.select_for_update().get(pk=task.agent_id)
     executing = Task.objects.filter(agent=agent, status=Status.EXECUTING).count()
     if executing >= agent.max_concurrent:
-        raise Conflict(
-            f"Agent is at its limit of {agent.max_concurrent} executing tasks.",
-            code="agent_at_capacity",
-        )
+        raise AgentAtCapacity(f"Agent is at its limit of {agent.max_concurrent} executing tasks.")
     before = task.status
     task.start(sandbox_id=sandbox_id, at=timezone.now())
     task.save()
-    _record(task, "start", actor=_actor(principal), before=before, data={"sandboxId": sandbox_id})
+    events.record(
+        events.event(
+            task, "start", actor=_actor(principal), before=before, data={"sandboxId": sandbox_id}
+        )
+    )
     return task
 
 
@@ -320,23 +320,24 @@ def task_complete(
     execution_time_ms: int,
     quality_score: int | None = None,
 ) -> Task:
-    """The agent delivers; the quality check runs as a job once this commits."""
-    from tasks import jobs
+    """The agent delivers; the quality check runs once this commits.
 
+    Returned in ``quality_check`` as committed here, whether or not the check has run since.
+    """
     task = _locked_for_assignee(principal, task_id)
-    if not can_proceed(task.complete):
-        raise _conflict(task, "complete")
+    _require(task, task.complete, "complete")
     before = task.status
     task.complete(output=output, execution_time_ms=execution_time_ms, self_reported=quality_score)
     task.save()
-    _record(
-        task,
-        "complete",
-        actor=_actor(principal),
-        before=before,
-        data={"executionTimeMs": execution_time_ms, "qualityScore": quality_score},
+    events.record(
+        events.event(
+            task,
+            "complete",
+            actor=_actor(principal),
+            before=before,
+            data={"executionTimeMs": execution_time_ms, "qualityScore": quality_score},
+        )
     )
-    _on_commit_job(jobs.check_quality, task.pk)
     return task
 
 
@@ -344,8 +345,7 @@ def task_complete(
 def task_fail(*, principal: Principal, task_id: str, reason: str, error_message: str = "") -> Task:
     """The assigned agent gives up; the whole hold goes back to the caller."""
     task = _locked_for_assignee(principal, task_id)
-    if task.status not in (Status.SUBMITTED, Status.EXECUTING):
-        raise _conflict(task, "fail")
+    _require(task, task.fail, "fail")
     return _fail(task, reason=reason, error_message=error_message, actor=_actor(principal))
 
 
@@ -354,14 +354,15 @@ def _fail(task: Task, *, reason: str, error_message: str, actor: str) -> Task:
     task.fail(reason=reason, error_message=error_message, at=timezone.now())
     task.save()
     credits.hold_release(hold=task.hold)
-    _record(
-        task,
-        "fail",
-        actor=actor,
-        before=before,
-        data={"reason": reason, "errorMessage": error_message},
+    events.record(
+        events.event(
+            task,
+            "fail",
+            actor=actor,
+            before=before,
+            data={"reason": reason, "errorMessage": error_message},
+        )
     )
-    _finished(task)
     return task
 
 
@@ -370,8 +371,6 @@ def _fail(task: Task, *, reason: str, error_message: str, actor: str) -> Task:
 
 def task_quality_check(*, task_id: str) -> Task | None:
     """Score the output outside any lock (an evaluator may be slow), then pass or reject."""
-    from tasks import quality
-
     task = Task.objects.filter(pk=task_id).first()
     if task is None or task.status != Status.QUALITY_CHECK:
         return task
@@ -380,7 +379,7 @@ def task_quality_check(*, task_id: str) -> Task | None:
 
 
 @transaction.atomic
-def _quality_apply(*, task_id: str, verdict) -> Task:
+def _quality_apply(*, task_id: str, verdict: quality.Verdict) -> Task:
     task = Task.objects.select_for_update().get(pk=task_id)
     if task.status != Status.QUALITY_CHECK:
         return task  # another worker settled it first
@@ -389,52 +388,40 @@ def _quality_apply(*, task_id: str, verdict) -> Task:
     data = {
         "score": verdict.score,
         "passScore": settings.QUALITY_PASS_SCORE,
-        "reason": verdict.reason,
+        "reasons": verdict.reasons,
     }
     if verdict.passed:
         credits.hold_capture(hold=task.hold, price=task.price, payee=task.agent)
-        task.pass_check(score=verdict.score, at=now)
-        task.save()
-        _record(task, "pass", actor=SYSTEM, before=before, data=data)
+        task.pass_check(score=verdict.score, reasons=verdict.reasons, at=now)
+        type_ = "pass"
     else:
         credits.hold_release(hold=task.hold)
-        task.reject(score=verdict.score, at=now)
-        task.save()
-        _record(task, "reject", actor=SYSTEM, before=before, data=data)
-    _finished(task)
+        task.reject(score=verdict.score, reasons=verdict.reasons, at=now)
+        type_ = "reject"
+    task.save()
+    events.record(events.event(task, type_, actor=SYSTEM, before=before, data=data))
     return task
 
 
 @transaction.atomic
 def task_time_out(*, task_id: str, now=None) -> Task | None:
-    """Fail a task that overstayed its status; a no-op if it moved on meanwhile."""
+    """Fail a task that overstayed its status; a no-op if it moved on meanwhile.
+
+    The task is locked and judged overdue by the same rule, in the same statement, as the
+    sweep that picked it.
+    """
     now = now or timezone.now()
-    task = Task.objects.select_for_update().filter(pk=task_id).first()
-    if task is None or task.status not in ACTIVE_STATUSES:
+    task = (
+        Task.objects.select_for_update()
+        .annotate(overdue_because=selectors.timeout_reason(now))
+        .filter(pk=task_id)
+        .first()
+    )
+    if task is None or task.overdue_because is None:
         return task
-    reason = timeout_reason(task, now)
-    if reason is None:
-        return task
-    return _fail(task, reason=FailureReason.TIMEOUT, error_message=reason, actor=SYSTEM)
-
-
-def timeout_reason(task: Task, now) -> str | None:
-    def over(since, seconds: int) -> bool:
-        return since is not None and (now - since).total_seconds() >= seconds
-
-    if task.status == Status.EXECUTING and over(
-        task.started_at, settings.EXECUTION_TIMEOUT_SECONDS
-    ):
-        return f"execution exceeded {settings.EXECUTION_TIMEOUT_SECONDS} s"
-    if (
-        task.status == Status.SUBMITTED
-        and task.agent_id
-        and over(task.assigned_at, settings.ASSIGNMENT_TIMEOUT_SECONDS)
-    ):
-        return f"the agent did not start within {settings.ASSIGNMENT_TIMEOUT_SECONDS} s"
-    if task.agent_id is None and over(task.created_at, settings.ROUTING_TIMEOUT_SECONDS):
-        return f"no agent took the task within {settings.ROUTING_TIMEOUT_SECONDS} s"
-    return None
+    return _fail(
+        task, reason=FailureReason.TIMEOUT, error_message=task.overdue_because, actor=SYSTEM
+    )
 
 
 # The caller's actions
@@ -443,34 +430,65 @@ def timeout_reason(task: Task, now) -> str | None:
 @transaction.atomic
 def task_feedback(*, principal: Principal, task_id: str, feedback: str) -> tuple[Task, bool]:
     """Thumbs up or down, once. Down strictly before the deadline refunds the whole charge."""
-    task = _locked(principal, task_id)
+    task = task_visible(principal=principal, task_id=task_id, for_update=True)
     if not is_caller(task, principal):
-        raise Forbidden("Only the task's caller may give feedback.", code="not_caller")
+        raise NotCaller("give feedback")
     if task.feedback:
-        raise Conflict("Feedback was already given for this task.", code="feedback_already_given")
+        raise FeedbackAlreadyGiven()
     if task.status != Status.COMPLETED:
-        raise _conflict(task, "give feedback on")
+        raise InvalidTransition(task, "give feedback on")
     now = timezone.now()
     task.feedback = feedback
     task.feedback_at = now
     task.save(update_fields=["feedback", "feedback_at", "updated_at"])
     actor = _actor(principal)
-    _record(task, "feedback", actor=actor, before=task.status, data={"feedback": feedback})
-    refunded = False
+    events.record(
+        events.event(task, "feedback", actor=actor, before=task.status, data={"feedback": feedback})
+    )
     if feedback == Feedback.DOWN and now < task.feedback_refund_deadline:
-        hold = credits.refund_issue(
-            hold=task.hold, amount=task.hold.refundable, reference=f"task:{task.pk}:refund:feedback"
+        task = task_refund(
+            task=task,
+            via="feedback",
+            actor=actor,
+            reference=f"task:{task.pk}:refund:feedback",
         )
-        before = task.status
-        task.credits_refunded = hold.refunded
+        return task, True
+    return task, False
+
+
+@transaction.atomic
+def task_refund(
+    *, task: Task, amount: int | None = None, via: str, actor: str, reference: str
+) -> Task:
+    """Give ``amount`` of a completed task's charge back to its caller (all that is left of it
+    when ``amount`` is None).
+
+    The ledger claws it back from the agent and the platform's fee in proportion (API.md). A
+    refund that brings the refunded total to the whole charge moves the task to ``refunded``;
+    a partial one leaves it ``completed`` with ``creditsRefunded`` > 0. ``reference`` names
+    this refund: retried under the same reference, it moves nothing again. Thumbs-down uses
+    it now; dispute settlements will.
+    """
+    task = Task.objects.select_for_update().select_related("hold").get(pk=task.pk)
+    if task.status != Status.COMPLETED:
+        raise InvalidTransition(task, "refund")
+    if amount is None:
+        amount = task.hold.refundable
+    hold = credits.refund_issue(hold=task.hold, amount=amount, reference=reference)
+    if hold.refunded == task.credits_refunded:
+        return task  # a retried refund: nothing moved
+    before = task.status
+    task.credits_refunded = hold.refunded
+    if hold.refunded == hold.charged:
         task.refund()
-        task.save()
-        _record(
+    task.save()
+    events.record(
+        events.event(
             task,
             "refund",
             actor=actor,
             before=before,
-            data={"amount": hold.refunded, "via": "feedback"},
+            data={"amount": amount, "refundedTotal": hold.refunded, "via": via},
         )
-        refunded = True
-    return task, refunded
+    )
+    return task

@@ -98,7 +98,7 @@ def _first_validation_error(detail, path: str = "") -> tuple[str | None, str, st
     for key, value in items:
         if key == "non_field_errors":
             sub = path
-        elif isinstance(key, int) or str(key).isdigit():
+        elif isinstance(key, int):
             sub = f"{path}[{key}]"
         elif isinstance(detail, list):
             sub = path

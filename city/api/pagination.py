@@ -13,8 +13,9 @@ class PageParams(serializers.Serializer):
     pageSize = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
 
-def paginate(request, queryset, serialize) -> Response:
-    """The contract's page: ``{"data": [...], "pagination": {...}}``, newest rows as ordered."""
+def paginate(request, queryset, shape) -> Response:
+    """The contract's page of ``queryset`` as ordered, each row rendered by ``shape`` (a
+    ``ResponseSerializer``)."""
     params = PageParams(data=request.query_params)
     params.is_valid(raise_exception=True)
     page, size = params.validated_data["page"], params.validated_data["pageSize"]
@@ -23,7 +24,7 @@ def paginate(request, queryset, serialize) -> Response:
     rows = list(queryset[(page - 1) * size : page * size]) if (page - 1) * size < total else []
     return Response(
         {
-            "data": [serialize(row) for row in rows],
+            "data": shape.render_many(rows),
             "pagination": {
                 "page": page,
                 "pageSize": size,

@@ -7,6 +7,8 @@ generated.
 
 from __future__ import annotations
 
+import functools
+
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -63,8 +65,9 @@ class PaginationSerializer(serializers.Serializer):
     totalPages = serializers.IntegerField(min_value=0, help_text="ceil(total / pageSize)")
 
 
+@functools.cache
 def paginated(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
-    """``{"data": [item, ...], "pagination": {...}}``; call once per item and keep the class."""
+    """``{"data": [item, ...], "pagination": {...}}``: one class per item, however often asked."""
     name = item.__name__.removesuffix("Serializer")
     return type(
         f"Paginated{name}ListSerializer",
