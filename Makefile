@@ -19,16 +19,18 @@ $(STAMP): pyproject.toml | $(PYTHON)
 	$(PYTHON) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# DEBUG on for a developer's machine; PORT picks the port (8000 by default).
+run: export DEBUG ?= true
 run: install
 	$(PYTHON) manage.py migrate --noinput
 	$(PYTHON) manage.py seed_demo
-	exec $(VENV)/bin/uvicorn city.asgi:application --host 127.0.0.1 --port 8000 --timeout-graceful-shutdown 2 --lifespan off
+	exec $(VENV)/bin/uvicorn city.asgi:application --host 127.0.0.1 --port $${PORT:-8000} --timeout-graceful-shutdown 2 --lifespan off
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 # Celery worker with beat (timeouts, sandbox cleanup); needs REDIS_URL.
 worker: install

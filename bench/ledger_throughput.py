@@ -218,7 +218,7 @@ def ledger_op(owner, agent) -> Callable[[], None]:
         hold = credits.hold_place(
             owner=owner, amount=BUDGET, reference=f"task:{subject}", subject=subject
         )
-        credits.hold_capture(hold=hold, price=PRICE, payee=agent)
+        credits.hold_capture(hold=hold, price=PRICE, payee_id=agent.pk)
 
     return op
 

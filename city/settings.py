@@ -40,9 +40,10 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean, got {raw!r}")
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY", "city-insecure-development-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("city-insecure"):
+# Off unless asked for (``make run`` asks); with it off, SECRET_KEY must be set.
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "city-insecure-development-key-change-me" if DEBUG else "")
+if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 ALLOWED_HOSTS = [
     h for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
@@ -67,8 +68,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "city.api.middleware.ApiHostMiddleware",
     "city.api.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, the dashboard's) are served by the app itself in every mode.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +127,26 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Found in the apps at run time, so no collectstatic step is needed before serving; a deploy
+# may still run collectstatic, and WhiteNoise then serves STATIC_ROOT.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start without it
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# HTTPS: on behind TLS in production. Django's deployment checks (check --deploy) pass with
+# DEBUG off, HTTPS on and a strong SECRET_KEY.
+HTTPS = env_bool("HTTPS", False)
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Asking browsers to preload HSTS is a commitment for the domain, the operator's to
+        # make (HSTS_PRELOAD=true), not a default's.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 LOGIN_URL = "/admin/login/"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -215,6 +239,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Django's default config gives "django" its own console handler under DEBUG, and lets it
+    # propagate to the root as well: every 4xx was printed twice. The root prints it once.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
 
 # Each returns a list of discrepancies; ``manage.py check_ledger`` runs them all.

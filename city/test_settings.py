@@ -1,5 +1,9 @@
 """Settings for the test suite: Celery jobs run eagerly whatever REDIS_URL says."""
 
+import os
+
+os.environ.setdefault("SECRET_KEY", "city-test-key-" + "x" * 40)
+
 from city.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True

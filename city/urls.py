@@ -6,6 +6,10 @@ from city.api.views import UnknownRoute
 
 handler500 = "city.api.errors.api_server_error"
 
+admin.site.site_header = "City admin"
+admin.site.site_title = "City admin"
+admin.site.site_url = None  # no public site to link to yet: the dashboard will be one
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

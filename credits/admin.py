@@ -2,18 +2,8 @@
 
 from django.contrib import admin
 
+from city.api.admin import ReadOnlyAdmin
 from credits.models import Account, Entry, Hold, Transaction
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class EntryInline(admin.TabularInline):

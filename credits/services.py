@@ -235,8 +235,9 @@ def fee_for(price: int) -> int:
 
 
 @transaction.atomic(savepoint=False)
-def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
-    """Charge ``price`` out of an open hold: the payee gets it less the fee, the rest goes back.
+def hold_capture(*, hold: Hold, price: int, payee_id: str) -> Hold:
+    """Charge ``price`` out of an open hold: the payee (an agent, by id) gets it less the fee,
+    the rest goes back. Only ``hold.pk`` is read: the hold is re-read under lock here.
 
     The escrow returns the whole hold to the payer, who is charged the price in the same
     transaction, so the payer's own entries read: hold, release, charge.
@@ -250,12 +251,15 @@ def hold_capture(*, hold: Hold, price: int, payee: Agent) -> Hold:
         raise InvalidAmount(f"Price {price} is outside 0..{hold.amount}.")
     locked = _lock(
         Q(pk__in=[hold.payer_id, hold.escrow_id])
-        | Q(agent=payee, kind=Account.Kind.EARNINGS)
+        | Q(agent_id=payee_id, kind=Account.Kind.EARNINGS)
         | Q(kind=Account.Kind.FEES),
         expect=4,
-        open_missing=lambda: (accounts_open(agent=payee), platform_account(Account.Kind.FEES)),
+        open_missing=lambda: (
+            accounts_open(agent=Agent(pk=payee_id)),
+            platform_account(Account.Kind.FEES),
+        ),
     )
-    payee_account = _one(locked, agent_id=payee.pk, kind=Account.Kind.EARNINGS)
+    payee_account = _one(locked, agent_id=payee_id, kind=Account.Kind.EARNINGS)
     fees = _one(locked, kind=Account.Kind.FEES)
     fee = fee_for(price)
     _post(

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from city.api.admin import ReadOnlyAdmin
 from tasks.models import Sandbox, Task, TaskEvent
 
 
@@ -17,7 +18,7 @@ class TaskEventInline(admin.TabularInline):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "task_type",
@@ -32,18 +33,9 @@ class TaskAdmin(admin.ModelAdmin):
     search_fields = ["id", "agent__name", "caller_owner__user__email"]
     inlines = [TaskEventInline]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Task._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Sandbox)
-class SandboxAdmin(admin.ModelAdmin):
+class SandboxAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "provider", "status", "created_at", "destroyed_at"]
     list_filter = ["status", "provider"]
     readonly_fields = [
@@ -55,6 +47,3 @@ class SandboxAdmin(admin.ModelAdmin):
         "created_at",
         "destroyed_at",
     ]
-
-    def has_add_permission(self, request):
-        return False

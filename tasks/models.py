@@ -128,6 +128,30 @@ class Task(models.Model):
     def __str__(self) -> str:
         return f"{self.task_type} {self.id} ({self.status})"
 
+    # Written once, at the INSERT: an UPDATE never needs to send them again (``input`` may be
+    # a megabyte).
+    WRITTEN_ONCE = frozenset(
+        {
+            "id",
+            "task_type",
+            "input",
+            "max_budget",
+            "caller_owner",
+            "caller_agent",
+            "parent",
+            "hold",
+            "direct_hire",
+            "created_at",
+        }
+    )
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding and not args and "update_fields" not in kwargs:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if f.name not in self.WRITTEN_ONCE
+            ]
+        super().save(*args, **kwargs)
+
     def refresh_from_db(self, *args, **kwargs) -> None:
         # django-fsm's FSMModelMixin unprotects the status field class-wide while it refreshes,
         # so a concurrent refresh in another thread raised "Direct status modification is not
@@ -238,6 +262,7 @@ class Sandbox(models.Model):
     destroyed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "sandboxes"
         constraints = [
             # One live sandbox per task, enforced by the database too.
             models.UniqueConstraint(

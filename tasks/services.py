@@ -22,6 +22,7 @@ from city.api.errors import ServiceUnavailable
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
 from credits import services as credits
+from credits.models import Hold
 from tasks import events, quality, routing, sandboxes, selectors
 from tasks.errors import (
     AgentAtCapacity,
@@ -52,6 +53,11 @@ def _locked_for_assignee(principal: Principal, task_id: str) -> Task:
     if not is_assignee(task, principal):
         raise NotAssignee()
     return task
+
+
+def _hold_of(task: Task) -> Hold:
+    """The task's hold, by id only: the ledger re-reads it under its own lock."""
+    return Hold(pk=task.hold_id)
 
 
 def _require(task: Task, transition, action: str) -> None:
@@ -189,28 +195,29 @@ def task_route(*, task_id: str) -> Task | None:
     task = Task.objects.select_for_update().filter(pk=task_id).first()
     if task is None or task.agent_id is not None:
         return task
+    recorded = []
     if task.status == Status.SUBMITTED:
         task.route()
-        task.save()
-        events.record(events.event(task, "route", actor=SYSTEM, before=Status.SUBMITTED))
+        recorded.append(events.event(task, "route", actor=SYSTEM, before=Status.SUBMITTED))
     if task.status != Status.ROUTING:
         return task
     choice = routing.agent_pick(task)
-    if choice is None:
-        return task  # stays in routing; the sweep retries until ROUTING_TIMEOUT_SECONDS
-    agent, price = choice
-    before = task.status
-    task.assign(agent=agent, price=price, at=timezone.now())
-    task.save()
-    events.record(
-        events.event(
-            task,
-            "assign",
-            actor=SYSTEM,
-            before=before,
-            data={"agentId": agent.pk, "price": price, "direct": False},
+    if choice is not None:
+        agent, price = choice
+        task.assign(agent=agent, price=price, at=timezone.now())
+        recorded.append(
+            events.event(
+                task,
+                "assign",
+                actor=SYSTEM,
+                before=Status.ROUTING,
+                data={"agentId": agent.pk, "price": price, "direct": False},
+            )
         )
-    )
+    # Without a choice it stays in routing; the sweep retries until ROUTING_TIMEOUT_SECONDS.
+    if recorded:
+        task.save()
+        events.record(*recorded)
     return task
 
 
@@ -353,7 +360,7 @@ def _fail(task: Task, *, reason: str, error_message: str, actor: str) -> Task:
     before = task.status
     task.fail(reason=reason, error_message=error_message, at=timezone.now())
     task.save()
-    credits.hold_release(hold=task.hold)
+    credits.hold_release(hold=_hold_of(task))
     events.record(
         events.event(
             task,
@@ -391,11 +398,11 @@ def _quality_apply(*, task_id: str, verdict: quality.Verdict) -> Task:
         "reasons": verdict.reasons,
     }
     if verdict.passed:
-        credits.hold_capture(hold=task.hold, price=task.price, payee=task.agent)
+        credits.hold_capture(hold=_hold_of(task), price=task.price, payee_id=task.agent_id)
         task.pass_check(score=verdict.score, reasons=verdict.reasons, at=now)
         type_ = "pass"
     else:
-        credits.hold_release(hold=task.hold)
+        credits.hold_release(hold=_hold_of(task))
         task.reject(score=verdict.score, reasons=verdict.reasons, at=now)
         type_ = "reject"
     task.save()
@@ -456,7 +463,7 @@ def task_feedback(*, principal: Principal, task_id: str, feedback: str) -> tuple
     return task, False
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def task_refund(
     *, task: Task, amount: int | None = None, via: str, actor: str, reference: str
 ) -> Task:
@@ -469,7 +476,7 @@ def task_refund(
     this refund: retried under the same reference, it moves nothing again. Thumbs-down uses
     it now; dispute settlements will.
     """
-    task = Task.objects.select_for_update().select_related("hold").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("hold").get(pk=task.pk)
     if task.status != Status.COMPLETED:
         raise InvalidTransition(task, "refund")
     if amount is None:

@@ -25,7 +25,9 @@ STALE_CLAIM = timedelta(minutes=5)
 
 
 def fingerprint(data) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ensure_ascii: a lone surrogate in a body is escaped, not an encoding error (the body is
+    # refused by validation after this, but the key is checked first).
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

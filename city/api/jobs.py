@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from city import idempotency
+from city.api import idempotency
 
 
 @shared_task

@@ -28,10 +28,6 @@ def window_count(key: str) -> int:
         return 1
 
 
-def window_peek(key: str) -> int:
-    return cache.get(f"{key}:{int(time.time() // WINDOW)}") or 0
-
-
 def seconds_left_in_window() -> int:
     return WINDOW - int(time.time()) % WINDOW
 

@@ -38,7 +38,13 @@ class ApiSecretAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Revoke the selected secrets")
+    def has_change_permission(self, request, obj=None):
+        return False  # nothing on the page is editable: no Save buttons
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("identity.change_apisecret")
+
+    @admin.action(description="Revoke the selected secrets", permissions=["revoke"])
     def revoke(self, request, queryset):
         revoked = services.secrets_revoke(secrets=queryset)
         messages.success(request, f"Revoked {revoked} secret(s).")

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from city.api.throttling import seconds_left_in_window, window_count, window_peek
+from city.api.throttling import seconds_left_in_window, window_count
 from city.identity.ids import secret_hash
 from city.identity.models import ApiSecret
 from city.identity.principals import Principal
@@ -34,6 +34,15 @@ class AgentUser:
 
 
 def client_address(request) -> str:
+    """The client's address: the socket's peer, or with ``TRUSTED_PROXY_COUNT`` = n > 0 proxies
+    in front, the address the outermost trusted proxy saw (n-th from the right of
+    ``X-Forwarded-For``). Entries left of it are the client's own word and are never trusted."""
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [h for h in hops if h]
+        if hops:
+            return hops[-min(trusted, len(hops))]
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
@@ -52,17 +61,17 @@ class SecretAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Use 'Authorization: Bearer <secret>'.", code="malformed_authorization"
             )
-        # Guessing secrets is throttled per client address, before any lookup.
-        key = _failure_key(request)
-        if window_peek(key) >= settings.AUTH_FAILURES_PER_MINUTE:
-            raise exceptions.Throttled(wait=seconds_left_in_window())
         record = (
             ApiSecret.objects.select_related("owner__user", "agent__operator")
             .filter(secret_hash=secret_hash(secret), revoked_at__isnull=True)
             .first()
         )
         if record is None:
-            window_count(key)
+            # Only failures count against the address, so a guesser is slowed down while a
+            # valid secret from the same address (a shared NAT, an office) is never refused.
+            failures = window_count(_failure_key(request))
+            if failures > settings.AUTH_FAILURES_PER_MINUTE:
+                raise exceptions.Throttled(wait=seconds_left_in_window())
             raise exceptions.AuthenticationFailed(
                 "The secret is unknown or revoked.", code="invalid_secret"
             )

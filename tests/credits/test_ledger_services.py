@@ -54,7 +54,7 @@ def hold_for(person, amount: int = 5000, reference: str = "task:t1") -> Hold:
 
 def captured(person, bot, *, amount: int = 5000, price: int = 2500, reference: str = "task:t1"):
     hold = hold_for(person, amount, reference)
-    return services.hold_capture(hold=hold, price=price, payee=bot.agent)
+    return services.hold_capture(hold=hold, price=price, payee_id=bot.id)
 
 
 # grant_issue
@@ -297,7 +297,7 @@ def test_it_captures_nothing_twice(alice, rex):
     hold = captured(alice, rex, amount=5000, price=2500)
     entries = Entry.objects.count()
 
-    again = services.hold_capture(hold=hold, price=2500, payee=rex.agent)
+    again = services.hold_capture(hold=hold, price=2500, payee_id=rex.id)
 
     assert again.pk == hold.pk
     assert (again.status, again.charged, again.fee) == (Hold.Status.CAPTURED, 2500, 250)
@@ -311,7 +311,7 @@ def test_it_refuses_to_capture_a_released_hold(alice, rex):
     hold = services.hold_release(hold=hold_for(alice, 5000))
 
     with pytest.raises(services.HoldNotOpen):
-        services.hold_capture(hold=hold, price=2500, payee=rex.agent)
+        services.hold_capture(hold=hold, price=2500, payee_id=rex.id)
 
     assert Hold.objects.get(pk=hold.pk).status == Hold.Status.RELEASED
     assert not Transaction.objects.filter(kind=Transaction.Kind.CAPTURE).exists()
@@ -324,7 +324,7 @@ def test_it_refuses_a_price_outside_the_hold(alice, rex, price):
     hold = hold_for(alice, 5000)
 
     with pytest.raises(services.InvalidAmount):
-        services.hold_capture(hold=hold, price=price, payee=rex.agent)
+        services.hold_capture(hold=hold, price=price, payee_id=rex.id)
 
     assert Hold.objects.get(pk=hold.pk).status == Hold.Status.OPEN
     assert not Transaction.objects.filter(kind=Transaction.Kind.CAPTURE).exists()
