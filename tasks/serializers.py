@@ -4,6 +4,8 @@ and drf-spectacular documents it from the same declaration. Money is in cents.""
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from city.api.fields import StrictCharField, StrictSerializer, json_storable
@@ -38,6 +40,17 @@ class TaskInputSerializer(StrictSerializer):
         return {**data, **super().to_internal_value(known)}
 
 
+class TaskInputSchema(OpenApiSerializerExtension):
+    """``TaskInput`` documents its named fields and admits any other key."""
+
+    target_class = TaskInputSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": True}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
 class TaskOutputField(StoredJSON):
     """The agent's output: a JSON object, storable, at most ``MAX_TASK_OUTPUT_BYTES``."""
 
@@ -122,7 +135,7 @@ class TaskEventSerializer(ResponseSerializer):
     from_ = _StatusOrNone(source="from_status")
     to = _StatusOrNone(source="to_status")
     actor = serializers.CharField(help_text="owner:<id>, agent:<id> or system")
-    data = StoredJSON()
+    data = StoredJSON(help_text="what the event carries: an object, its keys by type")
     createdAt = serializers.DateTimeField(source="created_at")
 
     def get_fields(self):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from operator import attrgetter
 
 from django.db.models import Manager
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 # Fields whose JSON is the attribute as stored (the JSON renderer formats datetimes as DRF does).
@@ -39,8 +40,9 @@ class BlankChoiceAsNull(serializers.ChoiceField):
         super().__init__(choices, allow_null=True, **kwargs)
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class StoredJSON(serializers.JSONField):
-    """Free-form JSON as stored; documented by the ``schema`` given (an object, by default)."""
+    """Free-form JSON as stored: a JSON object."""
 
 
 def _converter(field: serializers.Field) -> Callable | None:
