@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import logging
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -9,8 +8,6 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
 
 from city.api.errors import error_body
-
-logger = logging.getLogger(__name__)
 
 
 def _too_large() -> JsonResponse:
@@ -81,8 +78,7 @@ class ApiHostMiddleware:
             try:
                 request.get_host()
             except DisallowedHost:
-                logger.warning("Invalid Host header under /api/: %r", request.META.get("HTTP_HOST"))
-                return JsonResponse(
+                return JsonResponse(  # logged once, as every 4xx, by django.request
                     error_body(
                         "validation_error",
                         "invalid_host",
