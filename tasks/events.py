@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from django.db import transaction
 
@@ -48,5 +47,11 @@ def record(*events: TaskEvent) -> list[TaskEvent]:
     for hook in _hooks:
         # robust: the change has committed by then; a hook that fails (a broker down at
         # enqueue time, say) is logged, and the sweeps recover what it would have started.
-        transaction.on_commit(partial(hook, written), robust=True)
+        # A closure, not functools.partial: Django logs a robust failure by the callback's
+        # __qualname__, which a partial lacks, and the AttributeError would escape instead.
+        def after_commit(hook=hook):
+            hook(written)
+
+        after_commit.__qualname__ = f"after_commit[{getattr(hook, '__qualname__', hook)}]"
+        transaction.on_commit(after_commit, robust=True)
     return written

@@ -54,11 +54,11 @@ class TaskInputSchema(OpenApiSerializerExtension):
 class TaskOutputField(StoredJSON):
     """The agent's output: a JSON object, storable, at most ``MAX_TASK_OUTPUT_BYTES``."""
 
-    default_error_messages = {"not_an_object": "Expected a JSON object."}
+    default_error_messages = {"invalid": "Expected a JSON object."}
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            self.fail("not_an_object")
+            self.fail("invalid")
         return json_storable(
             data, max_bytes=settings.MAX_TASK_OUTPUT_BYTES, too_large_code="output_too_large"
         )

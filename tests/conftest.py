@@ -6,7 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.factories import GOOD_OUTPUT, make_agent, make_owner, task_body
+from tests.actions import get_task, hand_in_and_get, start, submit
+from tests.factories import make_agent, make_owner
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -83,6 +84,15 @@ def zed(charlie):
 
 
 @pytest.fixture
+def linguist(bob, charlie):
+    """bob's only translator, busy at its limit of one executing task (charlie's): a
+    translation task submitted now waits in routing for it."""
+    busy = make_agent(bob, "linguist", {"translation": 1500}, max_concurrent=1)
+    start(busy, submit(charlie, taskType="translation", agentId=busy.id)["id"])
+    return busy
+
+
+@pytest.fixture
 def reviewer(db):
     return make_owner("reviewer@example.com", staff=True)
 
@@ -90,29 +100,22 @@ def reviewer(db):
 @pytest.fixture
 def submitted(alice, rex):
     """alice's code_review task, direct-hired to rex at 2500 with a 5000 budget."""
-    response = alice.api.post("/api/v1/tasks", task_body(agentId=rex.id))
-    assert response.status_code == 201, response.content
-    return response.json()
+    return submit(alice, agentId=rex.id)
 
 
 @pytest.fixture
 def executing(submitted, rex):
-    tid = submitted["id"]
-    sandbox = rex.api.post(f"/api/v1/tasks/{tid}/sandbox").json()["sandboxId"]
-    response = rex.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sandbox})
-    assert response.status_code == 200, response.content
-    return {**response.json(), "sandboxId": sandbox}
+    """The submitted task, started by rex; with the id of its sandbox."""
+    sid = start(rex, submitted["id"])
+    return {**get_task(rex, submitted["id"]), "sandboxId": sid}
 
 
 @pytest.fixture
 def completed(executing, rex):
-    tid = executing["id"]
-    response = rex.api.post(
-        f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 1200}
-    )
-    assert response.status_code == 200, response.content
-    assert response.json()["status"] == "completed", response.json()
-    return response.json()
+    """The executing task, handed in by rex with a good output and settled by the quality check."""
+    task = hand_in_and_get(rex, executing["id"])
+    assert task["status"] == "completed", task
+    return task
 
 
 def pytest_collection_modifyitems(items):

@@ -3,6 +3,7 @@ itself: a test that compares the server with these compares it with API.md, not 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -37,3 +38,12 @@ def task_nullable() -> set[str]:
     which its example shows assigned but which is null until routing picks an agent."""
     example = task_example()
     return {name for name, value in example.items() if value is None} | {"agentId"}
+
+
+_ERROR_ROW = re.compile(r"^\| `(\w+)` \| (\d{3}) \|", re.M)  # | `not_found` | 404 | ...
+
+
+@functools.cache
+def error_types() -> dict[int, str]:
+    """API.md's table of errors: the ``type`` of each HTTP status."""
+    return {int(status): type_ for type_, status in _ERROR_ROW.findall(_api_md())}

@@ -1,4 +1,5 @@
-"""Named people and helpers shared by the tests.
+"""Named people, their API client and the bodies shared by the tests; what the tests do over
+the API (submit, start, hand in...) is in ``tests.actions``.
 
 alice owns credits and submits tasks; bob operates the agent rex; charlie is an outsider with
 his own agent, zed; a staff reviewer settles disputes.
@@ -115,52 +116,6 @@ def task_body(**overrides) -> dict:
     }
     body.update(overrides)
     return body
-
-
-# Every field of API.md's task, in its order.
-TASK_FIELDS = {
-    "id",
-    "taskType",
-    "status",
-    "input",
-    "output",
-    "maxBudget",
-    "creditsHeld",
-    "creditsCharged",
-    "creditsRefunded",
-    "agentId",
-    "parentTaskId",
-    "sandboxId",
-    "qualityScore",
-    "selfReportedQualityScore",
-    "executionTimeMs",
-    "failureReason",
-    "errorMessage",
-    "feedback",
-    "feedbackRefundDeadline",
-    "createdAt",
-    "updatedAt",
-    "startedAt",
-    "completedAt",
-}
-
-# The task fields that API.md allows to be null.
-TASK_NULLABLE = {
-    "output",
-    "creditsCharged",
-    "agentId",
-    "parentTaskId",
-    "sandboxId",
-    "qualityScore",
-    "selfReportedQualityScore",
-    "executionTimeMs",
-    "failureReason",
-    "errorMessage",
-    "feedback",
-    "feedbackRefundDeadline",
-    "startedAt",
-    "completedAt",
-}
 
 
 GOOD_OUTPUT = {

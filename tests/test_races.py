@@ -12,6 +12,7 @@ from collections import Counter
 from credits import services as credits
 from credits.models import Entry, Transaction
 from tasks.models import Sandbox, Status, Task
+from tests.actions import provision_sandbox, run_to_completion, start, submit
 from tests.concurrency import run_together
 from tests.factories import GOOD_OUTPUT, ApiClient, error_of, make_agent, make_owner, task_body
 
@@ -29,26 +30,6 @@ def outcomes(responses) -> Counter:
         (r.status_code, r.json()["error"]["code"] if r.status_code >= 400 else None)
         for r in responses
     )
-
-
-def start(owner, bot, **overrides) -> str:
-    """A task of ``owner`` direct-hired to ``bot``, executing; its id."""
-    response = owner.api.post("/api/v1/tasks", task_body(agentId=bot.id, **overrides))
-    assert response.status_code == 201, response.content
-    tid = response.json()["id"]
-    sandbox = bot.api.post(f"/api/v1/tasks/{tid}/sandbox").json()["sandboxId"]
-    response = bot.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sandbox})
-    assert response.status_code == 200, response.content
-    return tid
-
-
-def complete(owner, bot) -> str:
-    tid = start(owner, bot)
-    done = bot.api.post(
-        f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 5}
-    )
-    assert done.json()["status"] == "completed", done.content
-    return tid
 
 
 def test_it_holds_only_what_the_pool_funds_under_20_concurrent_submits(postgres, rex):
@@ -82,7 +63,8 @@ def test_it_holds_only_what_the_pool_funds_under_20_concurrent_submits(postgres,
 
 def test_it_refunds_once_for_two_concurrent_thumbs_down(postgres, alice, rex):
     for round_ in range(ROUNDS):
-        tid = complete(alice, rex)
+        tid = submit(alice, agentId=rex.id)["id"]
+        run_to_completion(rex, tid)
         assert alice.balance().available == 100_000 - 2500
 
         path = f"/api/v1/tasks/{tid}/feedback"
@@ -111,7 +93,8 @@ def test_it_refunds_once_for_two_concurrent_thumbs_down(postgres, alice, rex):
 def test_it_lets_exactly_one_of_complete_and_fail_win(postgres, alice, rex):
     winners = Counter()
     for _ in range(ROUNDS * 2):
-        tid = start(alice, rex)
+        tid = submit(alice, agentId=rex.id)["id"]
+        start(rex, tid)
         before = alice.balance().available + alice.balance().held
         earned = rex.balance().available
 
@@ -131,7 +114,7 @@ def test_it_lets_exactly_one_of_complete_and_fail_win(postgres, alice, rex):
         task = Task.objects.get(pk=tid)
         if completed.status_code == 200:
             winners["complete"] += 1
-            assert completed.json()["status"] == "completed"
+            assert completed.json()["status"] == "quality_check"
             assert error_of(failed)["code"] in ("task_quality_check", "task_completed")
             assert task.status == Status.COMPLETED
             assert (task.credits_charged, task.credits_held) == (2500, 0)
@@ -183,9 +166,8 @@ def test_it_starts_no_more_tasks_than_the_agents_max_concurrent(postgres, alice,
         capped = make_agent(bob, f"capped{round_}", {"code_review": 1000}, max_concurrent=3)
         starts = []
         for _ in range(10):
-            response = alice.api.post("/api/v1/tasks", task_body(agentId=capped.id, maxBudget=1000))
-            tid = response.json()["id"]
-            sandbox = capped.api.post(f"/api/v1/tasks/{tid}/sandbox").json()["sandboxId"]
+            tid = submit(alice, agentId=capped.id, maxBudget=1000)["id"]
+            sandbox = provision_sandbox(capped, tid)
             starts.append(
                 post(capped.key, f"/api/v1/tasks/{tid}/executing", {"sandboxId": sandbox})
             )
@@ -203,8 +185,7 @@ def test_it_starts_no_more_tasks_than_the_agents_max_concurrent(postgres, alice,
 
 def test_it_provisions_one_live_sandbox_for_five_concurrent_requests(postgres, alice, rex):
     for _ in range(ROUNDS):
-        response = alice.api.post("/api/v1/tasks", task_body(agentId=rex.id))
-        tid = response.json()["id"]
+        tid = submit(alice, agentId=rex.id)["id"]
 
         responses = run_together([post(rex.key, f"/api/v1/tasks/{tid}/sandbox") for _ in range(5)])
 
@@ -221,7 +202,8 @@ def test_it_holds_only_what_an_agents_earnings_fund_under_concurrent_sub_hires(
 ):
     for _ in range(ROUNDS):
         credits.grant_issue(agent=rex.agent, amount=2 * 3000)
-        parent = start(alice, rex)
+        parent = submit(alice, agentId=rex.id)["id"]
+        start(rex, parent)
         body = task_body(agentId=zed.id, maxBudget=3000, parentTaskId=parent)
 
         responses = run_together([post(rex.key, "/api/v1/agent/tasks", body) for _ in range(5)])

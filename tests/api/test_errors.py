@@ -227,16 +227,18 @@ def test_it_throttles_secret_guessing_per_client_address(settings, clock, alice)
         guess = get("own_guessed", "10.0.0.1")
         assert (guess.status_code, error_of(guess)["code"]) == (401, "invalid_secret")
 
-    blocked = get(alice.token, "10.0.0.1")
-    elsewhere = get(alice.token, "10.0.0.2")
+    blocked = get("own_guessed-again", "10.0.0.1")
+    valid = get(alice.token, "10.0.0.1")  # only failures count and only failures are refused
+    elsewhere = get("own_guessed-again", "10.0.0.2")
     clock.now += 60
-    next_minute = get(alice.token, "10.0.0.1")
+    next_minute = get("own_guessed-again", "10.0.0.1")
 
     assert blocked.status_code == 429, blocked.content
     assert error_of(blocked)["type"] == "rate_limited"
     assert blocked["Retry-After"] == "50"
-    assert elsewhere.status_code == 200
-    assert next_minute.status_code == 200
+    assert valid.status_code == 200
+    assert (elsewhere.status_code, error_of(elsewhere)["code"]) == (401, "invalid_secret")
+    assert next_minute.status_code == 401
 
 
 # The server's own failures

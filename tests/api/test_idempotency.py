@@ -107,7 +107,7 @@ def test_it_scopes_keys_to_the_path(alice, rex):
     assert first.json()["sandboxId"] != second.json()["sandboxId"]
 
 
-def test_it_replays_a_refusal_even_after_the_cause_is_gone(db):
+def test_it_replays_a_refusal_even_after_the_cause_is_gone(rex):
     poor = make_owner("poor@example.com")
     first = poor.api.post("/api/v1/tasks", task_body(), headers=key())
     assert first.status_code == 402, first.content

@@ -6,7 +6,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from credits.services import grant_issue
-from tests.factories import GOOD_OUTPUT, task_body
+from tests.actions import fail, run_to_completion, sub_hire, submit, thumbs
 
 
 def credits_of(principal) -> dict:
@@ -25,26 +25,6 @@ def rows(entries: list[dict]) -> list[tuple]:
     return [(e["kind"], e["amount"], e["taskId"], e["balanceAfter"]) for e in entries]
 
 
-def submit(person, **overrides) -> dict:
-    response = person.api.post("/api/v1/tasks", task_body(**overrides))
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def run_to_completion(bot, task_id: str) -> None:
-    sandbox = bot.api.post(f"/api/v1/tasks/{task_id}/sandbox").json()["sandboxId"]
-    bot.api.post(f"/api/v1/tasks/{task_id}/executing", {"sandboxId": sandbox})
-    response = bot.api.post(
-        f"/api/v1/tasks/{task_id}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 100}
-    )
-    assert response.json()["status"] == "completed", response.content
-
-
-def thumbs_down(person, task_id: str) -> None:
-    response = person.api.post(f"/api/v1/tasks/{task_id}/feedback", {"feedback": "down"})
-    assert response.json() == {"refunded": True}, response.content
-
-
 # GET /credits
 
 
@@ -57,13 +37,12 @@ def test_it_shows_an_owner_balance_through_a_task_life(alice, rex):
     run_to_completion(rex, task["id"])
     assert credits_of(alice) == {"available": 97_500, "held": 0, "total": 97_500}
 
-    thumbs_down(alice, task["id"])
+    assert thumbs(alice, task["id"], "down").json() == {"refunded": True}
     assert credits_of(alice) == {"available": 100_000, "held": 0, "total": 100_000}
 
 
 def test_it_gives_the_whole_hold_back_when_a_task_fails(alice, rex, submitted):
-    response = rex.api.post(f"/api/v1/tasks/{submitted['id']}/fail", {"reason": "timeout"})
-    assert response.status_code == 200, response.content
+    fail(rex, submitted["id"], "timeout")
     assert credits_of(alice) == {"available": 100_000, "held": 0, "total": 100_000}
 
 
@@ -73,17 +52,16 @@ def test_it_shows_an_agent_earnings_through_a_task_life(alice, rex, submitted):
     run_to_completion(rex, submitted["id"])
     assert credits_of(rex) == {"available": 2250, "held": 0, "total": 2250}
 
-    thumbs_down(alice, submitted["id"])
+    assert thumbs(alice, submitted["id"], "down").json() == {"refunded": True}
     assert credits_of(rex) == {"available": 0, "held": 0, "total": 0}
 
 
 def test_it_shows_what_a_sub_hiring_agent_holds_and_pays(rex, zed):
     grant_issue(agent=rex.agent, amount=10_000)
-    response = rex.api.post("/api/v1/agent/tasks", task_body(agentId=zed.id, maxBudget=5000))
-    assert response.status_code == 201, response.content
+    task = sub_hire(rex, agentId=zed.id, maxBudget=5000)
     assert credits_of(rex) == {"available": 5000, "held": 5000, "total": 10_000}
 
-    run_to_completion(zed, response.json()["id"])
+    run_to_completion(zed, task["id"])
 
     assert credits_of(rex) == {"available": 7000, "held": 0, "total": 7000}
     assert credits_of(zed) == {"available": 2700, "held": 0, "total": 2700}
@@ -110,7 +88,7 @@ def test_it_lists_an_owner_entries_newest_first_after_a_completed_task(alice, co
 
 
 def test_it_lists_the_refund_after_a_thumbs_down(alice, rex, completed):
-    thumbs_down(alice, completed["id"])
+    assert thumbs(alice, completed["id"], "down").json() == {"refunded": True}
 
     assert rows(entries_of(alice)[:2]) == [
         ("refund", 2500, completed["id"], 100_000),
@@ -124,7 +102,7 @@ def test_it_lists_the_refund_after_a_thumbs_down(alice, rex, completed):
 
 def test_it_lists_a_sub_hiring_agent_hold_on_its_earnings(rex, zed):
     grant_issue(agent=rex.agent, amount=10_000)
-    task = rex.api.post("/api/v1/agent/tasks", task_body(agentId=zed.id)).json()
+    task = sub_hire(rex, agentId=zed.id)
 
     assert rows(entries_of(rex)) == [
         ("hold", -5000, task["id"], 5000),
@@ -134,7 +112,7 @@ def test_it_lists_a_sub_hiring_agent_hold_on_its_earnings(rex, zed):
 
 
 def test_it_lists_the_release_of_a_failed_task(alice, rex, submitted):
-    rex.api.post(f"/api/v1/tasks/{submitted['id']}/fail", {"reason": "execution_error"})
+    fail(rex, submitted["id"])
 
     assert rows(entries_of(alice)) == [
         ("release", 5000, submitted["id"], 100_000),
@@ -162,10 +140,10 @@ def test_it_lists_no_entries_for_an_owner_never_granted(bob):
     }
 
 
-def test_it_keeps_balance_after_consistent_with_the_amounts(alice, rex, zed, completed):
+def test_it_keeps_balance_after_consistent_with_the_amounts(alice, rex, zed, linguist, completed):
     failed = submit(alice, agentId=zed.id, maxBudget=7777)
-    zed.api.post(f"/api/v1/tasks/{failed['id']}/fail", {"reason": "execution_error"})
-    thumbs_down(alice, completed["id"])
+    fail(zed, failed["id"])
+    assert thumbs(alice, completed["id"], "down").json() == {"refunded": True}
     submit(alice, taskType="translation", maxBudget=1234)  # stays held in routing
 
     entries = entries_of(alice, pageSize=100)

@@ -21,6 +21,7 @@ from city.identity.models import Agent, ApiSecret
 from credits import services as credits
 from credits.models import Entry
 from tasks.models import Sandbox, Task, TaskEvent
+from tests.actions import provision_sandbox, run_to_completion, start, sub_hire, submit, thumbs
 from tests.factories import GOOD_OUTPUT, ApiClient, error_of, task_body
 
 MISSING_TASK = "doesnotexist0000000000000"
@@ -103,23 +104,17 @@ def endpoints(selection: list[Endpoint]):
     return pytest.mark.parametrize("endpoint", selection, ids=[e.name for e in selection])
 
 
-def stage(state: str, caller: ApiClient, assignee, submit_path: str = "/api/v1/tasks") -> dict:
-    """A task direct-hired by ``caller`` to ``assignee``, brought to ``state``."""
-    submitted = caller.post(submit_path, task_body(agentId=assignee.id))
-    assert submitted.status_code == 201, submitted.content
-    tid, sid = submitted.json()["id"], None
-    if state in ("provisioned", "executing", "completed"):
-        provisioned = assignee.api.post(f"/api/v1/tasks/{tid}/sandbox")
-        assert provisioned.status_code == 201, provisioned.content
-        sid = provisioned.json()["sandboxId"]
-    if state in ("executing", "completed"):
-        started = assignee.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sid})
-        assert started.status_code == 200, started.content
-    if state == "completed":
-        done = assignee.api.post(
-            f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 1200}
-        )
-        assert done.json()["status"] == "completed", done.content
+def stage(state: str, caller, assignee, *, sub_hired: bool = False) -> dict:
+    """A task direct-hired by ``caller`` (an owner, or an agent sub-hiring) to ``assignee``,
+    brought to ``state``."""
+    hire = sub_hire if sub_hired else submit
+    tid, sid = hire(caller, agentId=assignee.id)["id"], None
+    if state == "provisioned":
+        sid = provision_sandbox(assignee, tid)
+    elif state == "executing":
+        sid = start(assignee, tid)
+    elif state == "completed":
+        sid = run_to_completion(assignee, tid)["sandboxId"]
     return {"id": tid, "sandboxId": sid}
 
 
@@ -149,7 +144,7 @@ def secret_of(person) -> str:
 
 @endpoints(ENDPOINTS)
 def test_it_answers_an_unrelated_agent_as_if_the_task_did_not_exist(endpoint, alice, rex, zed):
-    task = stage(endpoint.state, alice.api, rex)
+    task = stage(endpoint.state, alice, rex)
     before = snapshot(task["id"], alice, rex, zed)
 
     response = endpoint.call(zed.api, task)
@@ -165,7 +160,7 @@ def test_it_answers_an_unrelated_agent_as_if_the_task_did_not_exist(endpoint, al
 
 @endpoints(ENDPOINTS)
 def test_it_answers_another_owner_without_revealing_the_task(endpoint, alice, rex, charlie):
-    task = stage(endpoint.state, alice.api, rex)
+    task = stage(endpoint.state, alice, rex)
     before = snapshot(task["id"], alice, rex, charlie)
 
     response = endpoint.call(charlie.api, task)
@@ -182,7 +177,7 @@ def test_it_answers_another_owner_without_revealing_the_task(endpoint, alice, re
 
 @endpoints(ENDPOINTS)
 def test_it_refuses_the_rightful_callers_revoked_secret(endpoint, alice, rex):
-    task = stage(endpoint.state, alice.api, rex)
+    task = stage(endpoint.state, alice, rex)
     caller = rightful(endpoint, alice, rex)
     record = ApiSecret.objects.get(secret_hash=secret_hash(secret_of(caller)))
     identity.secret_revoke(record=record)
@@ -203,7 +198,7 @@ def test_it_refuses_the_rightful_callers_revoked_secret(endpoint, alice, rex):
 
 @endpoints(ENDPOINTS)
 def test_it_refuses_a_call_without_credentials(endpoint, alice, rex):
-    task = stage(endpoint.state, alice.api, rex)
+    task = stage(endpoint.state, alice, rex)
     before = snapshot(task["id"], alice, rex)
 
     response = endpoint.call(ApiClient(None), task)
@@ -217,7 +212,7 @@ def test_it_refuses_a_call_without_credentials(endpoint, alice, rex):
 
 @endpoints(AGENT_ONLY)
 def test_it_refuses_an_owner_an_agent_action_on_their_own_task(endpoint, alice, rex):
-    task = stage(endpoint.state, alice.api, rex)
+    task = stage(endpoint.state, alice, rex)
     before = snapshot(task["id"], alice, rex)
 
     response = endpoint.call(alice.api, task)
@@ -243,7 +238,7 @@ def test_it_refuses_the_hiring_agent_an_assignee_action_on_its_sub_task(
     endpoint, alice, rex_with_earnings, zed
 ):
     rex = rex_with_earnings
-    task = stage(endpoint.state, rex.api, zed, submit_path="/api/v1/agent/tasks")
+    task = stage(endpoint.state, rex, zed, sub_hired=True)
     before = snapshot(task["id"], alice, rex, zed)
 
     response = endpoint.call(rex.api, task)
@@ -257,25 +252,23 @@ def test_it_refuses_the_hiring_agent_an_assignee_action_on_its_sub_task(
 
 def test_it_refuses_feedback_from_the_assignee_of_a_sub_task(rex_with_earnings, zed):
     rex = rex_with_earnings
-    task = stage("completed", rex.api, zed, submit_path="/api/v1/agent/tasks")
+    task = stage("completed", rex, zed, sub_hired=True)
     before = snapshot(task["id"], rex, zed)
 
-    response = zed.api.post(f"/api/v1/tasks/{task['id']}/feedback", {"feedback": "down"})
+    response = thumbs(zed, task["id"], "down")
 
     assert response.status_code == 403, response.content
     assert error_of(response)["code"] == "not_caller"
     assert snapshot(task["id"], rex, zed) == before
-    caller = rex.api.post(f"/api/v1/tasks/{task['id']}/feedback", {"feedback": "up"})
-    assert caller.json() == {"refunded": False}
+    assert thumbs(rex, task["id"], "up").json() == {"refunded": False}
 
 
 def test_it_hides_a_sub_task_from_the_owner_of_the_parent_task(alice, rex_with_earnings, zed):
     rex = rex_with_earnings
-    parent = stage("executing", alice.api, rex)
-    sub = rex.api.post("/api/v1/agent/tasks", task_body(agentId=zed.id, parentTaskId=parent["id"]))
-    assert sub.status_code == 201, sub.content
+    parent = stage("executing", alice, rex)
+    sub = sub_hire(rex, agentId=zed.id, parentTaskId=parent["id"])
 
-    response = alice.api.get(f"/api/v1/tasks/{sub.json()['id']}")
+    response = alice.api.get(f"/api/v1/tasks/{sub['id']}")
 
     assert response.status_code == 404
     assert error_of(response)["code"] == "task_not_found"

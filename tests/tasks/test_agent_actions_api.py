@@ -6,51 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from credits.models import Account
 from tasks import jobs
 from tasks.models import Sandbox, Task
+from tests.actions import (
+    entries,
+    event_types,
+    fail,
+    get_task,
+    hand_in,
+    hand_in_and_get,
+    platform_fees,
+    provision_sandbox,
+    start,
+    submit,
+)
 from tests.concurrency import run_together
-from tests.factories import GOOD_OUTPUT, error_of, make_agent, task_body
-
-
-def fees() -> int:
-    account = Account.objects.filter(kind="fees").first()
-    return account.balance if account is not None else 0
-
-
-def submit(person, agent, **overrides) -> dict:
-    response = person.api.post("/api/v1/tasks", task_body(agentId=agent.id, **overrides))
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def provision(bot, tid: str) -> str:
-    response = bot.api.post(f"/api/v1/tasks/{tid}/sandbox")
-    assert response.status_code == 201, response.content
-    return response.json()["sandboxId"]
-
-
-def start(bot, tid: str) -> str:
-    sid = provision(bot, tid)
-    response = bot.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sid})
-    assert response.status_code == 200, response.content
-    return sid
-
-
-def complete(bot, tid: str, **body):
-    return bot.api.post(
-        f"/api/v1/tasks/{tid}/complete",
-        {"output": GOOD_OUTPUT, "executionTimeMs": 1200, **body},
-    )
-
-
-def event_types(person, tid: str) -> list[str]:
-    return [e["type"] for e in person.api.get(f"/api/v1/tasks/{tid}/events").json()]
-
-
-def entries(principal) -> list[tuple[str, int]]:
-    data = principal.api.get("/api/v1/credits/entries").json()["data"]
-    return [(e["kind"], e["amount"]) for e in data]
+from tests.factories import GOOD_OUTPUT, error_of, make_agent
 
 
 def sandbox_dir(settings, sid: str) -> Path:
@@ -59,9 +30,7 @@ def sandbox_dir(settings, sid: str) -> Path:
 
 @pytest.fixture
 def failed(submitted, rex):
-    response = rex.api.post(f"/api/v1/tasks/{submitted['id']}/fail", {"reason": "execution_error"})
-    assert response.status_code == 200, response.content
-    return response.json()
+    return fail(rex, submitted["id"])
 
 
 # provisionSandbox
@@ -90,7 +59,7 @@ def test_it_provisions_a_live_sandbox_for_a_submitted_task(submitted, rex, alice
 
 def test_it_refuses_a_second_live_sandbox(submitted, rex):
     tid = submitted["id"]
-    first = provision(rex, tid)
+    first = provision_sandbox(rex, tid)
     response = rex.api.post(f"/api/v1/tasks/{tid}/sandbox")
     assert response.status_code == 409
     assert error_of(response)["code"] == "sandbox_already_live"
@@ -194,8 +163,8 @@ def test_it_answers_404_for_an_unknown_sandbox(executing, rex):
 
 
 def test_it_answers_404_for_a_sandbox_of_another_task(alice, rex, submitted):
-    other = submit(alice, rex)
-    foreign = provision(rex, other["id"])
+    other = submit(alice, agentId=rex.id)
+    foreign = provision_sandbox(rex, other["id"])
     response = rex.api.delete(f"/api/v1/tasks/{submitted['id']}/sandbox/{foreign}")
     assert response.status_code == 404
     assert error_of(response)["code"] == "sandbox_not_found"
@@ -204,7 +173,7 @@ def test_it_answers_404_for_a_sandbox_of_another_task(alice, rex, submitted):
 
 def test_it_lets_the_assignee_destroy_a_sandbox_of_a_submitted_task(submitted, rex):
     tid = submitted["id"]
-    sid = provision(rex, tid)
+    sid = provision_sandbox(rex, tid)
     response = rex.api.delete(f"/api/v1/tasks/{tid}/sandbox/{sid}")
     assert response.status_code == 200
     assert response.json() == {"destroyed": True}
@@ -215,9 +184,9 @@ def test_it_lets_the_assignee_destroy_a_sandbox_of_a_submitted_task(submitted, r
 def test_it_lets_the_assignee_destroy_a_sandbox_of_a_finished_task(executing, rex, state):
     tid, sid = executing["id"], executing["sandboxId"]
     if state == "completed":
-        assert complete(rex, tid).json()["status"] == "completed"
+        assert hand_in_and_get(rex, tid)["status"] == "completed"
     else:
-        rex.api.post(f"/api/v1/tasks/{tid}/fail", {"reason": "execution_error"})
+        fail(rex, tid)
     # The platform already destroyed it at the terminal status; the agent's call still answers.
     response = rex.api.delete(f"/api/v1/tasks/{tid}/sandbox/{sid}")
     assert response.status_code == 200
@@ -229,7 +198,7 @@ def test_it_lets_the_assignee_destroy_a_sandbox_of_a_finished_task(executing, re
 
 def test_it_marks_a_task_executing_in_its_live_sandbox(submitted, rex, alice):
     tid = submitted["id"]
-    sid = provision(rex, tid)
+    sid = provision_sandbox(rex, tid)
     response = rex.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sid})
     assert response.status_code == 200
     task = response.json()
@@ -258,7 +227,7 @@ def test_it_marks_a_task_executing_in_its_live_sandbox(submitted, rex, alice):
 )
 def test_it_requires_a_sandbox_id_to_start(submitted, rex, body, code):
     tid = submitted["id"]
-    provision(rex, tid)
+    provision_sandbox(rex, tid)
     response = rex.api.post(f"/api/v1/tasks/{tid}/executing", body)
     assert response.status_code == 400
     error = error_of(response)
@@ -268,9 +237,9 @@ def test_it_requires_a_sandbox_id_to_start(submitted, rex, body, code):
 
 def test_it_refuses_to_start_in_another_tasks_sandbox(alice, rex, submitted):
     tid = submitted["id"]
-    provision(rex, tid)
-    other = submit(alice, rex)
-    foreign = provision(rex, other["id"])
+    provision_sandbox(rex, tid)
+    other = submit(alice, agentId=rex.id)
+    foreign = provision_sandbox(rex, other["id"])
     response = rex.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": foreign})
     assert response.status_code == 400
     error = error_of(response)
@@ -280,7 +249,7 @@ def test_it_refuses_to_start_in_another_tasks_sandbox(alice, rex, submitted):
 
 def test_it_refuses_to_start_in_a_destroyed_sandbox(submitted, rex):
     tid = submitted["id"]
-    sid = provision(rex, tid)
+    sid = provision_sandbox(rex, tid)
     rex.api.delete(f"/api/v1/tasks/{tid}/sandbox/{sid}")
     response = rex.api.post(f"/api/v1/tasks/{tid}/executing", {"sandboxId": sid})
     assert response.status_code == 400
@@ -317,11 +286,11 @@ def test_it_checks_the_state_before_the_sandbox_on_start(request, rex, state):
 
 def test_it_caps_an_agents_executing_tasks_at_max_concurrent(alice, bob):
     solo = make_agent(bob, "solo", {"code_review": 1000}, max_concurrent=1)
-    first = submit(alice, solo)
-    second = submit(alice, solo)  # a direct hire is accepted and waits in submitted
+    first = submit(alice, agentId=solo.id)
+    second = submit(alice, agentId=solo.id)  # a direct hire is accepted and waits in submitted
     assert second["status"] == "submitted"
     start(solo, first["id"])
-    sid = provision(solo, second["id"])
+    sid = provision_sandbox(solo, second["id"])
 
     response = solo.api.post(f"/api/v1/tasks/{second['id']}/executing", {"sandboxId": sid})
     assert response.status_code == 409
@@ -329,7 +298,7 @@ def test_it_caps_an_agents_executing_tasks_at_max_concurrent(alice, bob):
     assert Task.objects.get(pk=second["id"]).status == "submitted"
     assert Sandbox.objects.get(pk=sid).status == "live"
 
-    assert complete(solo, first["id"]).json()["status"] == "completed"
+    assert hand_in_and_get(solo, first["id"])["status"] == "completed"
     response = solo.api.post(f"/api/v1/tasks/{second['id']}/executing", {"sandboxId": sid})
     assert response.status_code == 200
     assert response.json()["status"] == "executing"
@@ -337,9 +306,9 @@ def test_it_caps_an_agents_executing_tasks_at_max_concurrent(alice, bob):
 
 def test_it_counts_only_executing_tasks_against_the_cap(alice, bob):
     pair = make_agent(bob, "pair", {"code_review": 1000}, max_concurrent=2)
-    tasks = [submit(alice, pair) for _ in range(3)]
+    tasks = [submit(alice, agentId=pair.id) for _ in range(3)]
     start(pair, tasks[0]["id"])
-    assert complete(pair, tasks[0]["id"]).json()["status"] == "completed"
+    assert hand_in_and_get(pair, tasks[0]["id"])["status"] == "completed"
     start(pair, tasks[1]["id"])
     start(pair, tasks[2]["id"])  # one completed, two executing: at the cap, not beyond
     assert Task.objects.filter(agent=pair.agent, status="executing").count() == 2
@@ -348,8 +317,8 @@ def test_it_counts_only_executing_tasks_against_the_cap(alice, bob):
 @pytest.mark.postgres
 def test_it_starts_one_of_two_concurrent_starts_at_the_cap(postgres, alice, bob):
     solo = make_agent(bob, "solo", {"code_review": 1000}, max_concurrent=1)
-    tasks = [submit(alice, solo)["id"] for _ in range(2)]
-    sandboxes = [provision(solo, tid) for tid in tasks]
+    tasks = [submit(alice, agentId=solo.id)["id"] for _ in range(2)]
+    sandboxes = [provision_sandbox(solo, tid) for tid in tasks]
     results = run_together(
         [
             (lambda t=tid, s=sid: solo.api.post(f"/api/v1/tasks/{t}/executing", {"sandboxId": s}))
@@ -365,9 +334,10 @@ def test_it_starts_one_of_two_concurrent_starts_at_the_cap(postgres, alice, bob)
 
 def test_it_completes_and_moves_the_money(executing, rex, alice):
     tid = executing["id"]
-    response = complete(rex, tid, qualityScore=90, executionTimeMs=4321)
+    response = hand_in(rex, tid, qualityScore=90, executionTimeMs=4321)
     assert response.status_code == 200
-    task = response.json()
+    assert response.json()["status"] == "quality_check"
+    task = get_task(alice, tid)
     assert task["status"] == "completed"
     assert task["output"] == GOOD_OUTPUT
     assert task["executionTimeMs"] == 4321
@@ -377,7 +347,7 @@ def test_it_completes_and_moves_the_money(executing, rex, alice):
 
     assert (alice.balance().available, alice.balance().held) == (97_500, 0)
     assert (rex.balance().available, rex.balance().held) == (2250, 0)
-    assert fees() == 250
+    assert platform_fees() == 250
     assert entries(alice) == [
         ("charge", -2500),
         ("release", 5000),
@@ -389,9 +359,10 @@ def test_it_completes_and_moves_the_money(executing, rex, alice):
 
 
 def test_it_accepts_a_zero_execution_time_and_no_self_reported_score(executing, rex):
-    response = complete(rex, executing["id"], executionTimeMs=0, qualityScore=None)
+    response = hand_in(rex, executing["id"], executionTimeMs=0, qualityScore=None)
     assert response.status_code == 200
-    task = response.json()
+    assert response.json()["status"] == "quality_check"
+    task = get_task(rex, executing["id"])
     assert task["status"] == "completed"
     assert (task["executionTimeMs"], task["selfReportedQualityScore"]) == (0, None)
 
@@ -409,13 +380,13 @@ def test_it_accepts_a_zero_execution_time_and_no_self_reported_score(executing, 
 def test_it_floors_the_platform_fee(settings, alice, bob, bps, price, fee):
     settings.PLATFORM_FEE_BPS = bps
     odd = make_agent(bob, "odd", {"code_review": price})
-    tid = submit(alice, odd, maxBudget=10_000)["id"]
+    tid = submit(alice, agentId=odd.id, maxBudget=10_000)["id"]
     start(odd, tid)
-    assert complete(odd, tid).json()["creditsCharged"] == price
+    assert hand_in_and_get(odd, tid)["creditsCharged"] == price
 
     assert (alice.balance().available, alice.balance().held) == (100_000 - price, 0)
     assert odd.balance().available == price - fee
-    assert fees() == fee
+    assert platform_fees() == fee
 
 
 @pytest.mark.parametrize(
@@ -495,7 +466,7 @@ def test_it_validates_the_body_before_the_state(completed, rex):
 def test_it_refuses_to_complete_a_task_that_is_not_executing(request, rex, alice, state):
     task = request.getfixturevalue(state)
     before = alice.balance()
-    response = complete(rex, task["id"])
+    response = hand_in(rex, task["id"])
     assert response.status_code == 409
     error = error_of(response)
     assert (error["type"], error["code"]) == ("conflict", f"task_{state}")
@@ -518,7 +489,7 @@ def test_it_fails_a_submitted_task_and_releases_the_whole_hold(submitted, rex, a
     assert (task["creditsHeld"], task["creditsCharged"]) == (0, None)
     assert (alice.balance().available, alice.balance().held) == (100_000, 0)
     assert rex.balance().available == 0
-    assert fees() == 0
+    assert platform_fees() == 0
     assert entries(alice) == [("release", 5000), ("hold", -5000), ("grant", 100_000)]
     last = alice.api.get(f"/api/v1/tasks/{tid}/events").json()[-1]
     assert (last["type"], last["from"], last["to"], last["actor"]) == (
@@ -581,7 +552,7 @@ def test_it_leaves_a_task_in_quality_check_to_the_platform(executing, rex, alice
     # The quality worker has not run yet.
     monkeypatch.setattr(jobs.check_quality, "delay", lambda *args: None)
     tid = executing["id"]
-    assert complete(rex, tid).json()["status"] == "quality_check"
+    assert hand_in(rex, tid).json()["status"] == "quality_check"
     response = rex.api.post(f"/api/v1/tasks/{tid}/fail", {"reason": "execution_error"})
     assert response.status_code == 409
     assert error_of(response)["code"] == "task_quality_check"
@@ -601,27 +572,27 @@ def _assert_all_destroyed(settings, tid: str, *sids: str) -> None:
 
 def test_it_destroys_the_sandbox_when_the_task_completes(executing, rex, settings):
     tid = executing["id"]
-    assert complete(rex, tid).json()["status"] == "completed"
+    assert hand_in_and_get(rex, tid)["status"] == "completed"
     _assert_all_destroyed(settings, tid, executing["sandboxId"])
 
 
 def test_it_destroys_the_sandbox_when_the_quality_check_rejects(executing, rex, settings):
     tid = executing["id"]
-    assert complete(rex, tid, output={}).json()["status"] == "failed"
+    assert hand_in_and_get(rex, tid, output={})["status"] == "failed"
     _assert_all_destroyed(settings, tid, executing["sandboxId"])
 
 
 def test_it_destroys_the_sandbox_when_the_agent_fails_an_executing_task(executing, rex, settings):
     tid = executing["id"]
-    rex.api.post(f"/api/v1/tasks/{tid}/fail", {"reason": "execution_error"})
+    fail(rex, tid)
     _assert_all_destroyed(settings, tid, executing["sandboxId"])
 
 
 def test_it_destroys_the_live_sandbox_when_a_submitted_task_fails(submitted, rex, settings):
     tid = submitted["id"]
-    old = provision(rex, tid)
+    old = provision_sandbox(rex, tid)
     rex.api.delete(f"/api/v1/tasks/{tid}/sandbox/{old}")
-    live = provision(rex, tid)
+    live = provision_sandbox(rex, tid)
     assert sandbox_dir(settings, live).is_dir()
-    rex.api.post(f"/api/v1/tasks/{tid}/fail", {"reason": "execution_error"})
+    fail(rex, tid)
     _assert_all_destroyed(settings, tid, old, live)

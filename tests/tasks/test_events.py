@@ -59,3 +59,18 @@ def test_it_writes_task_events_nowhere_else():
     ]
 
     assert writers == ["tasks/events.py"]
+
+
+def test_it_keeps_a_committed_answer_when_a_hook_fails(alice, rex, caplog):
+    def broken(recorded):
+        raise ConnectionError("the broker is down")
+
+    events.subscribe(broken)
+    try:
+        response = alice.api.post("/api/v1/tasks", task_body(agentId=rex.id))
+    finally:
+        events._hooks.remove(broken)
+
+    assert response.status_code == 201
+    assert Task.objects.filter(pk=response.json()["id"]).exists()
+    assert "the broker is down" in caplog.text

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from credits.models import Account
+from tests.actions import get_task, platform_fees
 from tests.factories import GOOD_OUTPUT, task_body
-
-
-def fees() -> int:
-    return Account.objects.get(kind="fees").balance
 
 
 def test_it_charges_the_price_and_pays_the_agent_less_the_fee(alice, rex):
@@ -33,7 +29,8 @@ def test_it_charges_the_price_and_pays_the_agent_less_the_fee(alice, rex):
         {"output": GOOD_OUTPUT, "executionTimeMs": 1200, "qualityScore": 85},
     )
     assert done.status_code == 200
-    body = done.json()
+    assert done.json()["status"] == "quality_check"
+    body = get_task(alice, tid)
     assert body["status"] == "completed"
     assert body["creditsCharged"] == 2500
     assert body["creditsHeld"] == 0
@@ -43,7 +40,7 @@ def test_it_charges_the_price_and_pays_the_agent_less_the_fee(alice, rex):
 
     assert (alice.balance().available, alice.balance().held) == (97_500, 0)
     assert rex.balance().available == 2250
-    assert fees() == 250
+    assert platform_fees() == 250
 
     feedback = alice.api.post(f"/api/v1/tasks/{tid}/feedback", {"feedback": "up"})
     assert feedback.status_code == 200

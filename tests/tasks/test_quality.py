@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 from django.utils.module_loading import import_string
 
-from credits.models import Account
 from tasks import quality
 from tasks.models import Task
 from tasks.quality import HeuristicEvaluator, Verdict
+from tests.actions import entries, hand_in, hand_in_and_get, platform_fees
 from tests.factories import GOOD_OUTPUT
 
 FIXED = "tests.tasks.test_quality.FixedEvaluator"
@@ -19,7 +19,7 @@ FIXED = "tests.tasks.test_quality.FixedEvaluator"
 class FixedEvaluator:
     """A plug-in evaluator for these tests: whatever the output, it gives ``given``."""
 
-    given = Verdict(50, True, "fixed by the test")
+    given = Verdict(50, True, ["fixed by the test"])
 
     def score(self, task) -> Verdict:
         return FixedEvaluator.given
@@ -32,7 +32,7 @@ def fixed(settings, monkeypatch):
 
     def give(score: int, substantive: bool = True) -> None:
         monkeypatch.setattr(
-            FixedEvaluator, "given", Verdict(score, substantive, "fixed by the test")
+            FixedEvaluator, "given", Verdict(score, substantive, ["fixed by the test"])
         )
 
     return give
@@ -44,20 +44,6 @@ def heuristic(output) -> Verdict:
 
 def evaluate(output, reported: int | None = None) -> Verdict:
     return quality.evaluate(SimpleNamespace(output=output, self_reported_quality_score=reported))
-
-
-def fees() -> int:
-    account = Account.objects.filter(kind="fees").first()
-    return account.balance if account is not None else 0
-
-
-def complete(rex, tid: str, output, reported: int | None = None):
-    body = {"output": output, "executionTimeMs": 900}
-    if reported is not None:
-        body["qualityScore"] = reported
-    response = rex.api.post(f"/api/v1/tasks/{tid}/complete", body)
-    assert response.status_code == 200, response.content
-    return response.json()
 
 
 # The heuristic evaluator
@@ -184,7 +170,7 @@ def test_it_never_passes_an_output_without_substance_whatever_the_pass_score(fix
 )
 def test_it_fails_a_task_whose_output_is_rejected(executing, rex, alice, output):
     tid = executing["id"]
-    task = complete(rex, tid, output, reported=100)
+    task = hand_in_and_get(rex, tid, output, qualityScore=100)
     assert task["status"] == "failed"
     assert task["failureReason"] == "quality_gate"
     assert (task["qualityScore"], task["selfReportedQualityScore"]) == (0, 100)
@@ -194,9 +180,8 @@ def test_it_fails_a_task_whose_output_is_rejected(executing, rex, alice, output)
 
     assert (alice.balance().available, alice.balance().held) == (100_000, 0)
     assert rex.balance().available == 0
-    assert fees() == 0
-    kinds = [e["kind"] for e in alice.api.get("/api/v1/credits/entries").json()["data"]]
-    assert kinds == ["release", "hold", "grant"]
+    assert platform_fees() == 0
+    assert [kind for kind, _ in entries(alice)] == ["release", "hold", "grant"]
 
     events = alice.api.get(f"/api/v1/tasks/{tid}/events").json()
     assert [(e["type"], e["from"], e["to"], e["actor"]) for e in events[-2:]] == [
@@ -209,7 +194,7 @@ def test_it_fails_a_task_whose_output_is_rejected(executing, rex, alice, output)
 
 def test_it_refuses_feedback_on_a_task_the_quality_gate_failed(executing, rex, alice):
     tid = executing["id"]
-    complete(rex, tid, {})
+    assert hand_in(rex, tid, {}).status_code == 200
     response = alice.api.post(f"/api/v1/tasks/{tid}/feedback", {"feedback": "down"})
     assert response.status_code == 409
     assert alice.balance().available == 100_000
@@ -218,7 +203,7 @@ def test_it_refuses_feedback_on_a_task_the_quality_gate_failed(executing, rex, a
 @pytest.mark.parametrize(("pass_score", "status"), [(76, "completed"), (77, "failed")])
 def test_it_applies_the_pass_score_setting(executing, rex, alice, settings, pass_score, status):
     settings.QUALITY_PASS_SCORE = pass_score
-    task = complete(rex, executing["id"], GOOD_OUTPUT)  # the heuristic gives it 76
+    task = hand_in_and_get(rex, executing["id"])  # the heuristic gives it 76
     assert (task["status"], task["qualityScore"]) == (status, 76)
     held_back = 97_500 if status == "completed" else 100_000
     assert (alice.balance().available, alice.balance().held) == (held_back, 0)
@@ -231,16 +216,17 @@ def test_it_uses_the_configured_evaluator(fixed, executing, rex, alice):
     fixed(95)
     tid = executing["id"]
     # The heuristic would fail this output; the configured evaluator decides.
-    task = complete(rex, tid, {"ok": "y"})
+    task = hand_in_and_get(rex, tid, {"ok": "y"})
     assert (task["status"], task["qualityScore"], task["creditsCharged"]) == ("completed", 95, 2500)
+    assert task["qualityReasons"] == ["fixed by the test"]
     assert (alice.balance().available, rex.balance().available) == (97_500, 2250)
     passed = Task.objects.get(pk=tid).events.get(type="pass")
-    assert passed.data == {"score": 95, "passScore": 60, "reason": "fixed by the test"}
+    assert passed.data == {"score": 95, "passScore": 60, "reasons": ["fixed by the test"]}
 
 
 def test_it_fails_the_task_when_the_configured_evaluator_says_so(fixed, executing, rex, alice):
     fixed(20)
-    task = complete(rex, executing["id"], GOOD_OUTPUT)
+    task = hand_in_and_get(rex, executing["id"])
     assert (task["status"], task["failureReason"], task["qualityScore"]) == (
         "failed",
         "quality_gate",
@@ -254,7 +240,7 @@ def test_it_fails_the_task_when_the_configured_evaluator_says_so(fixed, executin
 )
 def test_it_blends_the_reported_score_into_the_task(fixed, executing, rex, reported, score, status):
     fixed(50)
-    task = complete(rex, executing["id"], GOOD_OUTPUT, reported=reported)
+    task = hand_in_and_get(rex, executing["id"], qualityScore=reported)
     assert (task["status"], task["qualityScore"], task["selfReportedQualityScore"]) == (
         status,
         score,

@@ -9,54 +9,13 @@ import pytest
 
 from city.identity.models import Agent
 from credits.services import grant_issue
-from tests.factories import GOOD_OUTPUT, error_of, make_agent, task_body
-
-
-def submit(person, **overrides) -> dict:
-    response = person.api.post("/api/v1/tasks", task_body(**overrides))
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def sub_hire(bot, **overrides) -> dict:
-    response = bot.api.post("/api/v1/agent/tasks", task_body(**overrides))
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def start(bot, task_id: str) -> None:
-    sandbox = bot.api.post(f"/api/v1/tasks/{task_id}/sandbox").json()["sandboxId"]
-    response = bot.api.post(f"/api/v1/tasks/{task_id}/executing", {"sandboxId": sandbox})
-    assert response.status_code == 200, response.content
-
-
-def complete(bot, task_id: str) -> None:
-    start(bot, task_id)
-    response = bot.api.post(
-        f"/api/v1/tasks/{task_id}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 100}
-    )
-    assert response.json()["status"] == "completed", response.content
-
-
-def fail(bot, task_id: str) -> None:
-    response = bot.api.post(f"/api/v1/tasks/{task_id}/fail", {"reason": "execution_error"})
-    assert response.status_code == 200, response.content
-
-
-def feedback(person, task_id: str, value: str) -> None:
-    response = person.api.post(f"/api/v1/tasks/{task_id}/feedback", {"feedback": value})
-    assert response.status_code == 200, response.content
+from tests.actions import assert_error, fail, run_to_completion, start, sub_hire, submit, thumbs
+from tests.factories import error_of, make_agent
 
 
 def ids(response) -> list[str]:
     assert response.status_code == 200, response.content
     return [task["id"] for task in response.json()["data"]]
-
-
-def assert_error(response, status: int, code: str, param: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    error = error_of(response)
-    assert (error["code"], error.get("param")) == (code, param)
 
 
 # GET /tasks/{id}
@@ -105,7 +64,7 @@ def test_it_shows_a_sub_hire_to_both_agents_and_to_no_owner(alice, bob, rex, zed
 # GET /tasks
 
 
-def test_it_pages_twenty_tasks_at_a_time_newest_first(alice):
+def test_it_pages_twenty_tasks_at_a_time_newest_first(alice, linguist):
     created = [submit(alice, taskType="translation", maxBudget=100)["id"] for _ in range(21)]
     newest_first = created[::-1]
 
@@ -118,7 +77,7 @@ def test_it_pages_twenty_tasks_at_a_time_newest_first(alice):
     assert second.json()["pagination"]["page"] == 2
 
 
-def test_it_counts_total_pages_by_ceiling_and_answers_empty_past_the_end(alice):
+def test_it_counts_total_pages_by_ceiling_and_answers_empty_past_the_end(alice, linguist):
     created = [submit(alice, taskType="translation", maxBudget=100)["id"] for _ in range(5)]
 
     last = alice.api.get("/api/v1/tasks", {"page": 3, "pageSize": 2})
@@ -164,7 +123,7 @@ def test_it_rejects_bad_list_parameters(alice, params, code, param):
     assert error_of(response)["type"] == "validation_error"
 
 
-def test_it_filters_the_list_by_status(alice, rex):
+def test_it_filters_the_list_by_status(alice, rex, linguist):
     waiting = submit(alice, agentId=rex.id)["id"]
     failed = submit(alice, agentId=rex.id)["id"]
     fail(rex, failed)
@@ -208,7 +167,7 @@ def test_it_gives_an_owner_nothing_as_assignee_and_its_tasks_as_caller(alice, su
 
 
 def test_it_queues_only_submitted_tasks_assigned_to_the_agent_oldest_first(
-    alice, charlie, rex, zed
+    alice, charlie, rex, zed, linguist
 ):
     first = submit(alice, agentId=rex.id)["id"]
     second = submit(charlie, agentId=rex.id)["id"]
@@ -262,7 +221,7 @@ def test_it_lists_a_task_events_oldest_first(alice, rex, completed):
         ("complete", "executing", "quality_check", agent),
         ("pass", "quality_check", "completed", "system"),
     ]
-    assert events[0]["data"] == {"maxBudget": 5000}
+    assert events[0]["data"] == {"maxBudget": 5000, "routing": "direct"}
     assert events[3]["data"] == {"sandboxId": completed["sandboxId"]}
     assert events[4]["data"] == {"executionTimeMs": 1200, "qualityScore": None}
     assert events[5]["data"]["score"] == completed["qualityScore"]
@@ -367,10 +326,10 @@ def test_it_counts_only_completed_tasks_in_the_record(alice, rex, zed, completed
 def test_it_rates_an_agent_by_its_share_of_thumbs_up(alice, rex):
     tasks = [submit(alice, agentId=rex.id)["id"] for _ in range(4)]
     for task_id in tasks:
-        complete(rex, task_id)
-    feedback(alice, tasks[0], "up")
-    feedback(alice, tasks[1], "up")
-    feedback(alice, tasks[2], "down")  # refunds; the fourth task stays unrated
+        run_to_completion(rex, task_id)
+    assert thumbs(alice, tasks[0], "up").status_code == 200
+    assert thumbs(alice, tasks[1], "up").status_code == 200
+    assert thumbs(alice, tasks[2], "down").status_code == 200  # refunds; the fourth stays unrated
 
     agent = alice.api.get("/api/v1/agents", {"taskType": "bug_fix"}).json()["data"][0]
 
@@ -380,7 +339,7 @@ def test_it_rates_an_agent_by_its_share_of_thumbs_up(alice, rex):
 
 def test_it_omits_a_rating_until_feedback_is_given(alice, bob):
     helper = make_agent(bob, "helper", {"translation": 500})
-    complete(helper, submit(alice, agentId=helper.id, taskType="translation")["id"])
+    run_to_completion(helper, submit(alice, agentId=helper.id, taskType="translation")["id"])
 
     agent = alice.api.get("/api/v1/agents", {"taskType": "translation"}).json()["data"][0]
 

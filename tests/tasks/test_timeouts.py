@@ -11,16 +11,19 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from credits.models import Account
 from tasks import jobs, services
 from tasks.models import Sandbox, Task
+from tests.actions import (
+    fail,
+    get_task,
+    hand_in,
+    platform_fees,
+    provision_sandbox,
+    submit,
+    thumbs,
+)
 from tests.concurrency import run_together
-from tests.factories import GOOD_OUTPUT, make_agent, task_body
-
-
-def fees() -> int:
-    account = Account.objects.filter(kind="fees").first()
-    return account.balance if account is not None else 0
+from tests.factories import make_agent
 
 
 def age(tid: str, field: str, seconds: float) -> None:
@@ -37,12 +40,11 @@ def last_event(tid: str):
 
 
 @pytest.fixture
-def routing(alice):
-    """alice's translation task: no agent takes translation, so it waits in routing."""
-    response = alice.api.post("/api/v1/tasks", task_body(taskType="translation"))
-    assert response.status_code == 201, response.content
-    assert response.json()["status"] == "routing"
-    return response.json()
+def routing(alice, linguist):
+    """alice's translation task, waiting in routing: the one translator is busy."""
+    task = get_task(alice, submit(alice, taskType="translation")["id"])
+    assert task["status"] == "routing"
+    return task
 
 
 def assert_timed_out(tid: str, alice) -> None:
@@ -69,7 +71,7 @@ def test_it_fails_a_task_executing_past_the_execution_timeout(executing, alice, 
     assert task(tid).error_message == (f"execution exceeded {settings.EXECUTION_TIMEOUT_SECONDS} s")
     assert last_event(tid).from_status == "executing"
     assert rex.balance().available == 0
-    assert fees() == 0
+    assert platform_fees() == 0
 
 
 def test_it_destroys_the_sandbox_of_a_task_that_timed_out(executing, settings):
@@ -198,20 +200,20 @@ def test_it_times_out_each_overdue_task_once(routing, executing, alice, settings
 def test_it_leaves_a_finished_task_alone(request, alice, rex, settings, state):
     if state == "failed":
         tid = request.getfixturevalue("submitted")["id"]
-        rex.api.post(f"/api/v1/tasks/{tid}/fail", {"reason": "execution_error"})
+        fail(rex, tid)
     else:
         tid = request.getfixturevalue("completed")["id"]
         if state == "refunded":
-            alice.api.post(f"/api/v1/tasks/{tid}/feedback", {"feedback": "down"})
+            thumbs(alice, tid, "down")
     assert task(tid).status == state
-    before = (alice.balance(), rex.balance(), fees(), task(tid).events.count())
+    before = (alice.balance(), rex.balance(), platform_fees(), task(tid).events.count())
     long_ago = 100 * settings.EXECUTION_TIMEOUT_SECONDS
     for field in ("created_at", "assigned_at", "started_at", "completed_at"):
         age(tid, field, long_ago)
 
     assert jobs.sweep_timeouts() == 0
     assert task(tid).status == state
-    assert (alice.balance(), rex.balance(), fees(), task(tid).events.count()) == before
+    assert (alice.balance(), rex.balance(), platform_fees(), task(tid).events.count()) == before
 
 
 def test_it_does_not_time_out_a_task_that_moved_on_after_the_sweep_picked_it(submitted, rex):
@@ -230,10 +232,7 @@ def test_it_does_not_time_out_a_task_that_moved_on_after_the_sweep_picked_it(sub
 def test_it_settles_a_quality_check_whose_job_was_lost(executing, rex, alice, monkeypatch):
     monkeypatch.setattr(jobs.check_quality, "delay", lambda *args: None)
     tid = executing["id"]
-    response = rex.api.post(
-        f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 5}
-    )
-    assert response.json()["status"] == "quality_check"
+    assert hand_in(rex, tid).json()["status"] == "quality_check"
 
     age(tid, "updated_at", 60)  # recent: the job may still be on its way
     jobs.sweep_timeouts()
@@ -249,7 +248,7 @@ def test_it_settles_a_quality_check_whose_job_was_lost(executing, rex, alice, mo
 def test_it_destroys_sandboxes_left_live_on_a_finished_task(executing, rex, settings, monkeypatch):
     monkeypatch.setattr(jobs.destroy_sandboxes, "delay", lambda *args: None)
     tid, sid = executing["id"], executing["sandboxId"]
-    rex.api.post(f"/api/v1/tasks/{tid}/fail", {"reason": "execution_error"})
+    fail(rex, tid)
     assert Sandbox.objects.get(pk=sid).status == "live"
 
     jobs.sweep_timeouts()
@@ -269,16 +268,13 @@ def test_it_sweeps_the_rest_when_one_quality_check_raises(
 ):
     settings.QUALITY_EVALUATOR = "tests.tasks.test_timeouts.BrokenEvaluator"
     tid = executing["id"]
-    response = rex.api.post(
-        f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 5}
-    )
-    assert response.json()["status"] == "quality_check"
+    assert hand_in(rex, tid).json()["status"] == "quality_check"
     age(tid, "updated_at", jobs.STUCK_QUALITY_CHECK.total_seconds() + 1)
     # Another task, failed, whose sandbox cleanup job was lost.
     monkeypatch.setattr(jobs.destroy_sandboxes, "delay", lambda *args: None)
-    other = alice.api.post("/api/v1/tasks", task_body(agentId=rex.id)).json()["id"]
-    sid = rex.api.post(f"/api/v1/tasks/{other}/sandbox").json()["sandboxId"]
-    rex.api.post(f"/api/v1/tasks/{other}/fail", {"reason": "execution_error"})
+    other = submit(alice, agentId=rex.id)["id"]
+    sid = provision_sandbox(rex, other)
+    fail(rex, other)
 
     jobs.sweep_timeouts()
     assert Sandbox.objects.get(pk=sid).status == "destroyed"
@@ -293,9 +289,7 @@ def test_it_lets_either_the_agent_or_the_sweep_settle_an_overdue_task(
     age(tid, "started_at", settings.EXECUTION_TIMEOUT_SECONDS + 1)
     complete, sweep = run_together(
         [
-            lambda: rex.api.post(
-                f"/api/v1/tasks/{tid}/complete", {"output": GOOD_OUTPUT, "executionTimeMs": 5}
-            ),
+            lambda: hand_in(rex, tid),
             jobs.sweep_timeouts,
         ]
     )
