@@ -7,6 +7,7 @@ With nothing set, City runs on its embedded defaults: a SQLite file, Celery in e
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -130,6 +131,9 @@ STATIC_ROOT = VAR_DIR / "static"
 # Found in the apps at run time, so no collectstatic step is needed before serving; a deploy
 # may still run collectstatic, and WhiteNoise then serves STATIC_ROOT.
 WHITENOISE_USE_FINDERS = True
+# WhiteNoise serves a file as a sync iterator; under ASGI Django warns at every file that it
+# consumes it in a thread, which it does correctly. The files are small and few.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start without it
 WHITENOISE_AUTOREFRESH = DEBUG
 

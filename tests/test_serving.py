@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.utils.log import DEFAULT_LOGGING
 
+from tests.asgi import asgi_request
 from tests.factories import error_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,14 @@ def test_it_serves_the_admins_static_files_from_the_app():
 
     assert response.status_code == 200
     assert b"".join(response.streaming_content).startswith(b"/*")
+
+
+def test_it_serves_static_files_under_the_asgi_server():
+    status, headers, body = asgi_request("GET", "/static/admin/css/base.css")
+
+    assert status == 200
+    assert headers["content-type"].startswith("text/css")
+    assert body.startswith(b"/*")
 
 
 def test_it_names_sandboxes_in_the_plural(staff):

@@ -3,15 +3,14 @@ through the WSGI interface as gunicorn speaks it and the ASGI interface as uvico
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 
 import pytest
-from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
 
 from tasks.models import Task
+from tests.asgi import asgi_request
 from tests.factories import task_body
 
 
@@ -48,50 +47,16 @@ def wsgi_post(path: str, body: bytes, secret: str, *, terminated: bool = True):
 
 def asgi_post(path: str, chunks: list[bytes], secret: str):
     """POST through Django's ASGI handler as uvicorn delivers a chunked body."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {secret}".encode()),
-            (b"transfer-encoding", b"chunked"),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    messages = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-    sent: list[dict] = []
-
-    async def exchange():
-        done = asyncio.Event()
-
-        async def receive():
-            if messages:
-                return messages.pop(0)
-            await done.wait()  # the client stays connected until the response is complete
-            return {"type": "http.disconnect"}
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
-
-        await ASGIHandler()(scope, receive, send)
-
-    asyncio.run(exchange())
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    status, _, body = asgi_request(
+        "POST",
+        path,
+        headers={
+            "content-type": "application/json",
+            "authorization": f"Bearer {secret}",
+            "transfer-encoding": "chunked",
+        },
+        chunks=chunks,
+    )
     return status, json.loads(body)
 
 
