@@ -12,7 +12,7 @@ from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, paginat
 from city.api.views import ApiView
 from city.identity.models import TASK_TYPE_PATTERN
 from tasks import selectors, services
-from tasks.models import MAX_BUDGET, FailureReason, Feedback, Status
+from tasks.models import AGENT_FAILURE_REASONS, MAX_BUDGET, Feedback, Status
 from tasks.serializers import (
     AgentSerializer,
     FeedbackResultSerializer,
@@ -262,7 +262,7 @@ class TaskFail(ApiView):
     allowed_kinds = ("agent",)
 
     class Input(StrictSerializer):
-        reason = serializers.ChoiceField(choices=FailureReason.values)
+        reason = serializers.ChoiceField(choices=AGENT_FAILURE_REASONS)
         errorMessage = StrictCharField(
             required=False, allow_blank=True, allow_null=True, max_length=10_000
         )
@@ -285,6 +285,24 @@ class TaskFail(ApiView):
             reason=body.validated_data["reason"],
             error_message=body.validated_data.get("errorMessage") or "",
         )
+        return Response(TaskSerializer.render(task))
+
+
+class TaskCancel(ApiView):
+    @extend_schema(
+        operation_id="cancel",
+        summary="Take back a task nobody has started (the task's caller)",
+        description="Allowed while the task is `submitted` or `routing`: it fails with "
+        "`failureReason` `cancelled` and the whole hold goes back. Once the agent has "
+        "started, `409`.",
+        tags=["tasks"],
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        request=None,
+        responses={200: TaskSerializer, **error_responses(400, 403, 404, 409)},
+    )
+    def post(self, request, task_id: str):
+        StrictSerializer(data=request.data).is_valid(raise_exception=True)
+        task = services.task_cancel(principal=self.principal, task_id=task_id)
         return Response(TaskSerializer.render(task))
 
 

@@ -51,18 +51,18 @@ STUCK_QUALITY_CHECK = timedelta(minutes=5)
 
 @shared_task
 def sweep_timeouts() -> int:
-    """Fail every task that overstayed its status, and route unassigned ones again."""
+    """Settle every task that overstayed its status, route those due again, re-run lost
+    quality checks and destroy leaked sandboxes; each task on its own, so one failure does not
+    stop the rest. Returns how many tasks it failed."""
     now = timezone.now()
     overdue = Task.objects.filter(selectors.overdue(now)).values_list("pk", flat=True)
     failed = 0
     for task_id in list(overdue):
         task = _isolated(services.task_time_out, task_id=task_id, now=now)
         failed += task is not None and task.status == Status.FAILED
-    unassigned = Task.objects.filter(
-        status__in=[Status.SUBMITTED, Status.ROUTING], agent__isnull=True
-    ).values_list("pk", flat=True)
-    for task_id in list(unassigned):
-        _isolated(services.task_route, task_id=task_id)
+    # Unassigned tasks whose next attempt is due (routing backs off between attempts).
+    for task_id in list(selectors.due_for_routing(now).values_list("pk", flat=True)):
+        _isolated(services.task_route, task_id=task_id, now=now)
     # A quality check whose job was lost (a broker outage at enqueue time) runs again.
     stuck = Task.objects.filter(
         status=Status.QUALITY_CHECK, updated_at__lte=now - STUCK_QUALITY_CHECK

@@ -53,6 +53,11 @@ class FailureReason(models.TextChoices):
     EXECUTION_ERROR = "execution_error"
     TIMEOUT = "timeout"
     BUDGET_EXCEEDED = "budget_exceeded"
+    CANCELLED = "cancelled"  # only through the caller's cancel
+
+
+# The reasons an agent may give when it fails a task (``cancelled`` is the caller's).
+AGENT_FAILURE_REASONS = [r for r in FailureReason.values if r != FailureReason.CANCELLED]
 
 
 class Feedback(models.TextChoices):
@@ -79,6 +84,16 @@ class Task(models.Model):
         Agent, models.PROTECT, null=True, blank=True, related_name="tasks_assigned"
     )
     direct_hire = models.BooleanField(default=False)
+    # Routing: since when the task waits for an agent (its creation, or the moment a routed
+    # agent that never started was taken off it), how often it was tried, when next, and the
+    # agents taken off it, which it is never routed to again.
+    routing_since = models.DateTimeField(null=True, blank=True)
+    route_attempts = models.PositiveIntegerField(default=0)
+    next_route_at = models.DateTimeField(null=True, blank=True)
+    excluded_agent_ids = models.JSONField(default=list, blank=True)
+    # input.timeoutSeconds, when the caller set one: the execution timeout, capped by
+    # EXECUTION_TIMEOUT_SECONDS.
+    execution_timeout = models.DurationField(null=True, blank=True)
     parent = models.ForeignKey(
         "self", models.PROTECT, null=True, blank=True, related_name="subtasks"
     )
@@ -111,6 +126,7 @@ class Task(models.Model):
             models.Index(fields=["caller_agent", "-created_at"]),
             models.Index(fields=["agent", "status", "created_at"]),
             models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["status", "next_route_at"]),
         ]
         constraints = [
             models.CheckConstraint(
@@ -188,6 +204,17 @@ class Task(models.Model):
         self.price = price
         self.assigned_at = at
 
+    @transition(status, source=Status.SUBMITTED, target=Status.ROUTING, conditions=[is_assigned])
+    def unassign(self, *, at) -> None:
+        """A routed agent that never started is taken off the task, never to get it again."""
+        self.excluded_agent_ids = [*self.excluded_agent_ids, self.agent_id]
+        self.agent = None
+        self.price = None
+        self.assigned_at = None
+        self.routing_since = at
+        self.route_attempts = 0
+        self.next_route_at = None
+
     @transition(status, source=Status.SUBMITTED, target=Status.EXECUTING, conditions=[is_assigned])
     def start(self, *, sandbox_id: str, at) -> None:
         self.sandbox_id = sandbox_id
@@ -222,6 +249,14 @@ class Task(models.Model):
         self.credits_held = 0
         self.failure_reason = reason
         self.error_message = error_message
+        self.finished_at = at
+
+    @transition(status, source=[Status.SUBMITTED, Status.ROUTING], target=Status.FAILED)
+    def cancel(self, *, at) -> None:
+        """The caller takes the task back before its agent started."""
+        self.credits_held = 0
+        self.failure_reason = FailureReason.CANCELLED
+        self.error_message = "cancelled by the caller"
         self.finished_at = at
 
     @transition(status, source=Status.COMPLETED, target=Status.REFUNDED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -9,7 +10,9 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
@@ -20,6 +23,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.lookups import LessThanOrEqual
 
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
@@ -77,31 +81,72 @@ def submitted_for_agent(*, principal: Principal) -> QuerySet[Task]:
 
 
 # Timeouts: one rule per overstayed status, read by the sweep (which tasks) and by the service
-# that fails one (whether it is still overdue once locked, and why).
+# that settles one (whether it is still overdue once locked, which rule, and why).
 
 
-def _timeout_rules(now: datetime) -> list[tuple[Q, str]]:
+@dataclass(frozen=True)
+class TimeoutRule:
+    name: str
+    where: Q
+    action: str  # "fail", or "unassign": back to routing without the agent that never started
+    reason: str
+
+
+def timeout_rules(now: datetime) -> list[TimeoutRule]:
     def ago(seconds: int) -> datetime:
         return now - timedelta(seconds=seconds)
 
     execution = settings.EXECUTION_TIMEOUT_SECONDS
     assignment = settings.ASSIGNMENT_TIMEOUT_SECONDS
     routing = settings.ROUTING_TIMEOUT_SECONDS
+    # A caller's own input.timeoutSeconds counts when it is shorter than the platform's.
+    own_deadline = ExpressionWrapper(
+        F("started_at") + F("execution_timeout"), output_field=DateTimeField()
+    )
     return [
-        (
+        TimeoutRule(
+            "execution",
             Q(status=Status.EXECUTING, started_at__lte=ago(execution)),
+            "fail",
             f"execution exceeded {execution} s",
         ),
-        (
-            Q(status=Status.SUBMITTED, agent__isnull=False, assigned_at__lte=ago(assignment)),
-            f"the agent did not start within {assignment} s",
+        TimeoutRule(
+            "own_execution",
+            Q(status=Status.EXECUTING, execution_timeout__lt=timedelta(seconds=execution))
+            & Q(LessThanOrEqual(own_deadline, now)),
+            "fail",
+            "execution exceeded the task's timeoutSeconds",
         ),
-        (
+        TimeoutRule(
+            "assignment_direct",
+            Q(
+                status=Status.SUBMITTED,
+                agent__isnull=False,
+                direct_hire=True,
+                assigned_at__lte=ago(assignment),
+            ),
+            "fail",
+            f"the hired agent did not start within {assignment} s",
+        ),
+        TimeoutRule(
+            "assignment_routed",
+            Q(
+                status=Status.SUBMITTED,
+                agent__isnull=False,
+                direct_hire=False,
+                assigned_at__lte=ago(assignment),
+            ),
+            "unassign",
+            f"the routed agent did not start within {assignment} s",
+        ),
+        TimeoutRule(
+            "routing",
             Q(
                 status__in=[Status.SUBMITTED, Status.ROUTING],
                 agent__isnull=True,
-                created_at__lte=ago(routing),
+                routing_since__lte=ago(routing),
             ),
+            "fail",
             f"no agent took the task within {routing} s",
         ),
     ]
@@ -110,15 +155,24 @@ def _timeout_rules(now: datetime) -> list[tuple[Q, str]]:
 def overdue(now: datetime) -> Q:
     """Tasks that overstayed their status at ``now``."""
     where = Q(pk__in=[])
-    for rule, _ in _timeout_rules(now):
-        where |= rule
+    for rule in timeout_rules(now):
+        where |= rule.where
     return where
 
 
-def timeout_reason(now: datetime) -> Case:
-    """An annotation: why a task is overdue at ``now``, or null if it is not."""
-    whens = [When(rule, then=Value(reason)) for rule, reason in _timeout_rules(now)]
+def overdue_rule(now: datetime) -> Case:
+    """An annotation: the name of the first rule a task breaks at ``now``, or null."""
+    whens = [When(rule.where, then=Value(rule.name)) for rule in timeout_rules(now)]
     return Case(*whens, default=None, output_field=CharField())
+
+
+def due_for_routing(now: datetime) -> QuerySet[Task]:
+    """Unassigned tasks whose next routing attempt is due (backoff: ``next_route_at``)."""
+    return Task.objects.filter(
+        Q(next_route_at__isnull=True) | Q(next_route_at__lte=now),
+        status__in=[Status.SUBMITTED, Status.ROUTING],
+        agent__isnull=True,
+    )
 
 
 def event_list(*, task: Task) -> QuerySet[TaskEvent]:
@@ -134,25 +188,47 @@ def _assigned(**where) -> Count:
 
 
 def agents_with_record() -> QuerySet[Agent]:
-    """Active agents with their record: tasks executing and completed, thumbs up and down."""
+    """Active agents with their record: tasks executing and completed (passed the quality
+    gate), rejected by the gate, refunded in part or whole, thumbs up and down."""
     return Agent.objects.filter(status=Agent.Status.ACTIVE).annotate(
         executing=_assigned(status=Status.EXECUTING),
         completed=_assigned(status__in=[Status.COMPLETED, Status.REFUNDED]),
+        rejected=_assigned(status=Status.FAILED, failure_reason="quality_gate"),
+        refunded=_assigned(credits_refunded__gt=0),
         ups=_assigned(feedback="up"),
         downs=_assigned(feedback="down"),
     )
 
 
-def agents_for_hire(*, task_type: str, max_budget: int, excluding_id: str | None = None):
-    """Active agents below their concurrency cap that take ``task_type`` within the budget,
-    each annotated with its ``price`` for it."""
+def agents_offering(*, task_type: str, excluding: set[str]) -> QuerySet[Agent]:
+    """Active agents that take ``task_type``, but those in ``excluding``, each with its
+    ``price`` for it and its record."""
     price = AgentOffer.objects.filter(agent=OuterRef("pk"), task_type=task_type).values("price")
-    agents = (
+    return (
         agents_with_record()
         .annotate(price=Subquery(price))
-        .filter(price__lte=max_budget, executing__lt=F("max_concurrent"))
+        .filter(price__isnull=False)
+        .exclude(pk__in=excluding)
     )
-    return agents.exclude(pk=excluding_id) if excluding_id is not None else agents
+
+
+def lineage_agent_ids(task: Task) -> set[str]:
+    """Every agent in the task's chain of sub-hires: its calling agent, and up the parents, each
+    parent's assignee and calling agent. Hiring any of them again would close a loop."""
+    found = {task.caller_agent_id} if task.caller_agent_id else set()
+    parent_id, seen = task.parent_id, set()
+    while parent_id is not None and parent_id not in seen:
+        seen.add(parent_id)
+        parent = (
+            Task.objects.filter(pk=parent_id)
+            .values("caller_agent_id", "agent_id", "parent_id")
+            .first()
+        )
+        if parent is None:
+            break
+        found.update(a for a in (parent["caller_agent_id"], parent["agent_id"]) if a)
+        parent_id = parent["parent_id"]
+    return found
 
 
 def agent_directory(*, task_type: str | None = None) -> QuerySet[Agent]:

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from city.api.fields import StrictCharField, StrictSerializer, json_storable
+from city.api.fields import StrictCharField, StrictIntegerField, StrictSerializer, json_storable
 from city.api.serializers import BlankAsNull, BlankChoiceAsNull, ResponseSerializer, StoredJSON
 from city.identity.models import TASK_TYPE_PATTERN
 from tasks.models import MAX_BUDGET, FailureReason, Feedback, Status
@@ -29,6 +29,13 @@ class TaskInputSerializer(StrictSerializer):
     repo = StrictCharField(required=False, max_length=2000)
     code = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     files = TaskFileSerializer(many=True, required=False)
+    timeoutSeconds = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=10**9,
+        help_text="fail the task if it executes longer; capped by the platform's "
+        "EXECUTION_TIMEOUT_SECONDS",
+    )
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):

@@ -13,6 +13,8 @@ handler renders them.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -146,6 +148,13 @@ def task_submit(
     parent = None
     if parent_task_id is not None:
         parent = _validate_parent(principal=principal, parent_task_id=parent_task_id)
+        if hire is not None and hire[0].pk in selectors.lineage_agent_ids(parent):
+            raise InvalidHire(
+                f"Agent {agent_id} is already in this chain of sub-hires: hiring it would "
+                "close a loop.",
+                code="hiring_loop",
+            )
+    timeout_seconds = input.get("timeoutSeconds")
 
     tid = new_task_id()
     payer = {"agent": principal.agent} if principal.is_agent else {"owner": principal.owner}
@@ -161,6 +170,8 @@ def task_submit(
         hold=hold,
         credits_held=max_budget,
         direct_hire=hire is not None,
+        routing_since=None if hire else timezone.now(),
+        execution_timeout=timedelta(seconds=timeout_seconds) if timeout_seconds else None,
     )
     actor = _actor(principal)
     # The task is inserted once, already assigned when hired directly: its events say so.
@@ -190,8 +201,11 @@ def task_submit(
 
 
 @transaction.atomic
-def task_route(*, task_id: str) -> Task | None:
-    """Smart routing: pick an agent for an unassigned task, or leave it in ``routing``."""
+def task_route(*, task_id: str, now=None) -> Task | None:
+    """Smart routing: assign the best eligible agent; fail the task at once if every agent that
+    takes its type costs more than its budget; else leave it in ``routing`` and try again after
+    a backoff (the sweep fails it past ROUTING_TIMEOUT_SECONDS)."""
+    now = now or timezone.now()
     task = Task.objects.select_for_update().filter(pk=task_id).first()
     if task is None or task.agent_id is not None:
         return task
@@ -201,22 +215,41 @@ def task_route(*, task_id: str) -> Task | None:
         recorded.append(events.event(task, "route", actor=SYSTEM, before=Status.SUBMITTED))
     if task.status != Status.ROUTING:
         return task
-    choice = routing.agent_pick(task)
-    if choice is not None:
-        agent, price = choice
-        task.assign(agent=agent, price=price, at=timezone.now())
+    decision = routing.decide(task)
+    if decision.budget_exceeded:
+        if recorded:
+            task.save()
+            events.record(*recorded)
+        return _fail(
+            task,
+            reason=FailureReason.BUDGET_EXCEEDED,
+            error_message=(
+                f"every agent that takes {task.task_type} costs more than maxBudget "
+                f"{task.max_budget} (the cheapest: {decision.cheapest_price})"
+            ),
+            actor=SYSTEM,
+        )
+    chosen = decision.chosen
+    if chosen is None:
+        task.route_attempts += 1
+        task.next_route_at = now + timedelta(seconds=routing.retry_delay(task.route_attempts))
+    else:
+        task.assign(agent=chosen.agent, price=chosen.price, at=now)
         recorded.append(
             events.event(
                 task,
                 "assign",
                 actor=SYSTEM,
                 before=Status.ROUTING,
-                data={"agentId": agent.pk, "price": price, "direct": False},
+                data={
+                    **chosen.summary(),
+                    "direct": False,
+                    "runnerUp": decision.runner_up.summary() if decision.runner_up else None,
+                },
             )
         )
-    # Without a choice it stays in routing; the sweep retries until ROUTING_TIMEOUT_SECONDS.
+    task.save()
     if recorded:
-        task.save()
         events.record(*recorded)
     return task
 
@@ -412,23 +445,37 @@ def _quality_apply(*, task_id: str, verdict: quality.Verdict) -> Task:
 
 @transaction.atomic
 def task_time_out(*, task_id: str, now=None) -> Task | None:
-    """Fail a task that overstayed its status; a no-op if it moved on meanwhile.
+    """Settle a task that overstayed its status; a no-op if it moved on meanwhile.
 
-    The task is locked and judged overdue by the same rule, in the same statement, as the
-    sweep that picked it.
+    The task is locked and judged overdue by the same rules, in the same statement, as the
+    sweep that picked it. Most rules fail it; a routed agent that never started is taken off
+    it instead, and the task goes back to routing without that agent.
     """
     now = now or timezone.now()
     task = (
         Task.objects.select_for_update()
-        .annotate(overdue_because=selectors.timeout_reason(now))
+        .annotate(overdue_by=selectors.overdue_rule(now))
         .filter(pk=task_id)
         .first()
     )
-    if task is None or task.overdue_because is None:
+    if task is None or task.overdue_by is None:
         return task
-    return _fail(
-        task, reason=FailureReason.TIMEOUT, error_message=task.overdue_because, actor=SYSTEM
-    )
+    rule = next(r for r in selectors.timeout_rules(now) if r.name == task.overdue_by)
+    if rule.action == "unassign":
+        before, agent_id = task.status, task.agent_id
+        task.unassign(at=now)
+        task.save()
+        events.record(
+            events.event(
+                task,
+                "unassign",
+                actor=SYSTEM,
+                before=before,
+                data={"agentId": agent_id, "reason": rule.reason},
+            )
+        )
+        return task
+    return _fail(task, reason=FailureReason.TIMEOUT, error_message=rule.reason, actor=SYSTEM)
 
 
 # The caller's actions
@@ -461,6 +508,22 @@ def task_feedback(*, principal: Principal, task_id: str, feedback: str) -> tuple
         )
         return task, True
     return task, False
+
+
+@transaction.atomic
+def task_cancel(*, principal: Principal, task_id: str) -> Task:
+    """The caller takes back a task nobody has started: it fails ``cancelled``, the whole hold
+    goes back. Once an agent has started, it is too late (409)."""
+    task = task_visible(principal=principal, task_id=task_id, for_update=True)
+    if not is_caller(task, principal):
+        raise NotCaller("cancel it")
+    _require(task, task.cancel, "cancel")
+    before = task.status
+    task.cancel(at=timezone.now())
+    task.save()
+    credits.hold_release(hold=_hold_of(task))
+    events.record(events.event(task, "cancel", actor=_actor(principal), before=before))
+    return task
 
 
 @transaction.atomic(savepoint=False)

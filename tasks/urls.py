@@ -12,6 +12,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/complete", api.TaskComplete.as_view()),
     path("tasks/<str:task_id>/fail", api.TaskFail.as_view()),
     path("tasks/<str:task_id>/feedback", api.TaskFeedback.as_view()),
+    path("tasks/<str:task_id>/cancel", api.TaskCancel.as_view()),
     path("agent/tasks", api.AgentTaskCollection.as_view()),
     path("agent/tasks/submitted", api.SubmittedTasks.as_view()),
     path("agents", api.AgentDirectory.as_view()),

@@ -22,6 +22,7 @@ OPERATIONS = {
     ("/api/v1/tasks/{task_id}/complete", "post"): "complete",
     ("/api/v1/tasks/{task_id}/fail", "post"): "fail",
     ("/api/v1/tasks/{task_id}/feedback", "post"): "giveFeedback",
+    ("/api/v1/tasks/{task_id}/cancel", "post"): "cancel",
     ("/api/v1/agent/tasks", "post"): "submitAsAgent",
     ("/api/v1/agent/tasks/submitted", "get"): "listSubmitted",
     ("/api/v1/agents", "get"): "listAgents",

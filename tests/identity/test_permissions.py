@@ -96,6 +96,7 @@ ENDPOINTS = [
         False,
         lambda task: {"feedback": "down"},
     ),
+    Endpoint("cancel", "POST", "/api/v1/tasks/{tid}/cancel", "submitted", 200, False),
 ]
 AGENT_ONLY = [e for e in ENDPOINTS if e.agent_only]
 

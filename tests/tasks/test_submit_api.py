@@ -140,7 +140,14 @@ def test_it_routes_an_unassigned_task_to_the_cheapest_eligible_agent(alice, rex,
         ("route", "submitted", "routing", "system"),
         ("assign", "routing", "submitted", "system"),
     ]
-    assert events[2]["data"] == {"agentId": rex.id, "price": 2500, "direct": False}
+    # Both are free and unrated: rex wins on price; the event says by how much.
+    assert events[2]["data"] == {
+        "agentId": rex.id,
+        "price": 2500,
+        "score": 65.0,
+        "direct": False,
+        "runnerUp": {"agentId": zed.id, "price": 3000, "score": 64.0},
+    }
 
 
 def test_it_leaves_a_task_in_routing_while_every_agent_of_its_type_is_busy(alice, linguist):
@@ -154,20 +161,34 @@ def test_it_leaves_a_task_in_routing_while_every_agent_of_its_type_is_busy(alice
     assert event_types(alice, task["id"]) == ["submit", "route"]
 
 
-def test_it_skips_an_agent_whose_price_is_above_the_budget(alice, zed):
+def test_it_fails_at_once_when_every_agent_of_the_type_costs_more_than_the_budget(alice, zed):
     over = get_task(alice, submit(alice, maxBudget=2999)["id"])
     within = get_task(alice, submit(alice, maxBudget=3000)["id"])
 
-    assert (over["status"], over["agentId"]) == ("routing", None)
+    assert (over["status"], over["failureReason"], over["agentId"]) == (
+        "failed",
+        "budget_exceeded",
+        None,
+    )
+    assert over["creditsHeld"] == 0
+    assert event_types(alice, over["id"]) == ["submit", "route", "fail"]
     assert (within["status"], within["agentId"]) == ("submitted", zed.id)
+    assert (alice.balance().available, alice.balance().held) == (97_000, 3000)
 
 
-def test_it_skips_a_busy_agent_only_if_the_other_is_within_budget(alice, rex, zed, executing):
-    # rex is busy, so zed (less busy) is preferred; under zed's price rex is the only choice.
-    preferred = get_task(alice, submit(alice, maxBudget=5000)["id"])
+def test_it_prefers_the_less_loaded_of_two_agents_alike(alice, bob, charlie):
+    busy = make_agent(bob, "busy", {"translation": 1000}, max_concurrent=2)
+    idle = make_agent(bob, "idle", {"translation": 1000}, max_concurrent=2)
+    start(busy, submit(charlie, taskType="translation", agentId=busy.id, maxBudget=1000)["id"])
+
+    chosen = get_task(alice, submit(alice, taskType="translation", maxBudget=1000)["id"])
+
+    assert chosen["agentId"] == idle.id
+
+
+def test_it_takes_a_busy_agent_when_it_is_the_only_one_within_budget(alice, rex, zed, executing):
     affordable = get_task(alice, submit(alice, maxBudget=2900)["id"])
 
-    assert preferred["agentId"] == zed.id
     assert affordable["agentId"] == rex.id
 
 

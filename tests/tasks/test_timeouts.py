@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from tasks import jobs, services
@@ -19,6 +20,7 @@ from tests.actions import (
     hand_in,
     platform_fees,
     provision_sandbox,
+    start,
     submit,
     thumbs,
 )
@@ -116,7 +118,7 @@ def test_it_fails_a_task_assigned_but_not_started_past_the_assignment_timeout(
     assert jobs.sweep_timeouts() == 1
     assert_timed_out(tid, alice)
     assert task(tid).error_message == (
-        f"the agent did not start within {settings.ASSIGNMENT_TIMEOUT_SECONDS} s"
+        f"the hired agent did not start within {settings.ASSIGNMENT_TIMEOUT_SECONDS} s"
     )
     assert last_event(tid).from_status == "submitted"
     assert Sandbox.objects.get(pk=sid).status == "destroyed"
@@ -139,7 +141,7 @@ def test_it_leaves_an_assigned_task_within_its_time(submitted, settings):
 
 def test_it_fails_a_task_nobody_took_past_the_routing_timeout(routing, alice, settings):
     tid = routing["id"]
-    age(tid, "created_at", settings.ROUTING_TIMEOUT_SECONDS + 1)
+    age(tid, "routing_since", settings.ROUTING_TIMEOUT_SECONDS + 1)
     assert jobs.sweep_timeouts() == 1
     assert_timed_out(tid, alice)
     assert task(tid).error_message == (
@@ -151,7 +153,7 @@ def test_it_fails_a_task_nobody_took_past_the_routing_timeout(routing, alice, se
 
 def test_it_leaves_a_routing_task_within_its_time(routing, alice, settings):
     tid = routing["id"]
-    age(tid, "created_at", settings.ROUTING_TIMEOUT_SECONDS - 60)
+    age(tid, "routing_since", settings.ROUTING_TIMEOUT_SECONDS - 60)
     assert jobs.sweep_timeouts() == 0
     assert task(tid).status == "routing"
     assert alice.balance().held == 5000
@@ -160,6 +162,9 @@ def test_it_leaves_a_routing_task_within_its_time(routing, alice, settings):
 def test_it_routes_a_waiting_task_once_an_agent_is_available(routing, alice, bob):
     tid = routing["id"]
     linguist = make_agent(bob, "linguist", {"translation": 1500})
+    assert jobs.sweep_timeouts() == 0
+    assert task(tid).agent_id is None  # not before its next attempt is due
+    age(tid, "next_route_at", 1)
     assert jobs.sweep_timeouts() == 0
     routed = task(tid)
     assert (routed.status, routed.agent_id, routed.price) == ("submitted", linguist.id, 1500)
@@ -170,21 +175,26 @@ def test_it_routes_a_waiting_task_once_an_agent_is_available(routing, alice, bob
         "submitted",
         "system",
     )
-    assert event.data == {"agentId": linguist.id, "price": 1500, "direct": False}
+    assert {k: event.data[k] for k in ("agentId", "price", "direct", "runnerUp")} == {
+        "agentId": linguist.id,
+        "price": 1500,
+        "direct": False,
+        "runnerUp": None,  # the busy linguist is not eligible, so not a runner-up
+    }
     assert alice.balance().held == 5000
     assert [t["id"] for t in linguist.api.get("/api/v1/agent/tasks/submitted").json()] == [tid]
 
 
 def test_it_fails_rather_than_routes_a_task_past_the_routing_timeout(routing, alice, bob, settings):
     tid = routing["id"]
-    age(tid, "created_at", settings.ROUTING_TIMEOUT_SECONDS + 1)
+    age(tid, "routing_since", settings.ROUTING_TIMEOUT_SECONDS + 1)
     make_agent(bob, "linguist", {"translation": 1500})
     assert jobs.sweep_timeouts() == 1
     assert_timed_out(tid, alice)
 
 
 def test_it_times_out_each_overdue_task_once(routing, executing, alice, settings):
-    age(routing["id"], "created_at", settings.ROUTING_TIMEOUT_SECONDS + 1)
+    age(routing["id"], "routing_since", settings.ROUTING_TIMEOUT_SECONDS + 1)
     age(executing["id"], "started_at", settings.EXECUTION_TIMEOUT_SECONDS + 1)
     assert jobs.sweep_timeouts() == 2
     assert jobs.sweep_timeouts() == 0
@@ -208,7 +218,7 @@ def test_it_leaves_a_finished_task_alone(request, alice, rex, settings, state):
     assert task(tid).status == state
     before = (alice.balance(), rex.balance(), platform_fees(), task(tid).events.count())
     long_ago = 100 * settings.EXECUTION_TIMEOUT_SECONDS
-    for field in ("created_at", "assigned_at", "started_at", "completed_at"):
+    for field in ("created_at", "routing_since", "assigned_at", "started_at", "completed_at"):
         age(tid, field, long_ago)
 
     assert jobs.sweep_timeouts() == 0
@@ -305,3 +315,102 @@ def test_it_lets_either_the_agent_or_the_sweep_settle_an_overdue_task(
         assert results["complete"].status_code == 200
         assert (alice.balance().available, alice.balance().held) == (97_500, 0)
     assert settled.events.filter(type__in=["fail", "pass"]).count() == 1
+
+
+# A routed agent that never starts; the caller's own execution timeout; routing's backoff
+
+
+def test_it_routes_a_task_again_without_the_routed_agent_that_never_started(
+    alice, rex, zed, settings
+):
+    tid = submit(alice)["id"]
+    assert task(tid).agent_id == rex.id  # cheaper than zed
+    age(tid, "assigned_at", settings.ASSIGNMENT_TIMEOUT_SECONDS + 1)
+
+    assert jobs.sweep_timeouts() == 0  # nothing failed: it went back to routing
+
+    again = task(tid)
+    assert (again.status, again.agent_id, again.excluded_agent_ids) == (
+        "submitted",
+        zed.id,
+        [rex.id],
+    )
+    assert [e.type for e in again.events.all()][-2:] == ["unassign", "assign"]
+    unassigned = again.events.get(type="unassign")
+    assert (unassigned.from_status, unassigned.to_status, unassigned.data["agentId"]) == (
+        "submitted",
+        "routing",
+        rex.id,
+    )
+    assert tid not in [t["id"] for t in rex.api.get("/api/v1/agent/tasks/submitted").json()]
+    assert rex.api.post(f"/api/v1/tasks/{tid}/sandbox").status_code == 404
+    assert alice.balance().held == 5000
+
+
+def test_it_fails_a_re_routed_task_nobody_else_takes_after_the_routing_timeout(
+    alice, rex, settings
+):
+    tid = submit(alice)["id"]
+    age(tid, "assigned_at", settings.ASSIGNMENT_TIMEOUT_SECONDS + 1)
+    jobs.sweep_timeouts()
+    assert (task(tid).status, task(tid).agent_id) == ("routing", None)  # rex is excluded now
+
+    age(tid, "routing_since", settings.ROUTING_TIMEOUT_SECONDS + 1)
+    assert jobs.sweep_timeouts() == 1
+
+    assert_timed_out(tid, alice)
+
+
+def test_it_fails_an_executing_task_past_its_own_timeout_seconds(alice, rex, settings):
+    tid = submit(alice, agentId=rex.id, input={"description": "quick", "timeoutSeconds": 60})["id"]
+    start(rex, tid)
+    age(tid, "started_at", 59)
+    assert jobs.sweep_timeouts() == 0
+
+    age(tid, "started_at", 61)
+    assert jobs.sweep_timeouts() == 1
+
+    assert_timed_out(tid, alice)
+    assert task(tid).error_message == "execution exceeded the task's timeoutSeconds"
+
+
+def test_it_caps_a_tasks_own_timeout_by_the_platforms(alice, rex, settings):
+    settings.EXECUTION_TIMEOUT_SECONDS = 100
+    tid = submit(alice, agentId=rex.id, input={"description": "long", "timeoutSeconds": 500})["id"]
+    start(rex, tid)
+    age(tid, "started_at", 101)
+
+    assert jobs.sweep_timeouts() == 1
+    assert task(tid).error_message == "execution exceeded 100 s"
+
+
+@pytest.mark.parametrize("value", [0, -5, "60", 1.5, True])
+def test_it_refuses_a_timeout_seconds_that_is_not_a_positive_integer(alice, rex, value):
+    from tests.actions import assert_error, submit_response
+
+    response = submit_response(
+        alice, agentId=rex.id, input={"description": "x", "timeoutSeconds": value}
+    )
+
+    assert response.status_code == 400
+    assert_error(response, 400, response.json()["error"]["code"], "input.timeoutSeconds")
+    assert alice.balance().held == 0
+
+
+def test_it_retries_routing_with_backoff_on_a_controlled_clock(alice, linguist, bob):
+    start_at = timezone.now()
+    with time_machine.travel(start_at, tick=False) as clock:
+        tid = submit(alice, taskType="translation", maxBudget=2000)["id"]
+        assert (task(tid).route_attempts, task(tid).next_route_at) == (
+            1,
+            start_at + timedelta(seconds=15),
+        )
+        tried = []
+        for seconds in (14, 1, 29, 1, 59, 1, 119, 1):
+            clock.shift(timedelta(seconds=seconds))
+            jobs.sweep_timeouts()
+            tried.append(task(tid).route_attempts)
+
+    # An attempt only when due: after 15 s, then 30, 60 and 120 more.
+    assert tried == [1, 2, 2, 3, 3, 4, 4, 5]
+    assert task(tid).status == "routing"
