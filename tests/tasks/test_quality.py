@@ -1,4 +1,5 @@
-"""The quality gate: the heuristic evaluator, the 20% self-report blend, and the task's fate."""
+"""The quality gate: the heuristic evaluator's score, the 20% self-report blend, and the task's
+fate. Each rule's passing and failing cases are in test_quality_rules.py."""
 
 from __future__ import annotations
 
@@ -38,12 +39,28 @@ def fixed(settings, monkeypatch):
     return give
 
 
-def heuristic(output) -> Verdict:
-    return HeuristicEvaluator().score(SimpleNamespace(output=output))
+def task(output, reported: int | None = None, task_type: str = "code_review", ms: int = 1200):
+    """A task as the quality check reads it: the suite's standard code_review by default."""
+    return SimpleNamespace(
+        task_type=task_type,
+        input={"description": "Review this snippet", "code": "x = 1\n"},
+        output=output,
+        execution_time_ms=ms,
+        self_reported_quality_score=reported,
+    )
+
+
+def heuristic(output, task_type: str = "code_review") -> Verdict:
+    return HeuristicEvaluator().score(task(output, task_type=task_type))
+
+
+def generic(output) -> Verdict:
+    """The heuristic's verdict on a type it has no rules for: the generic rules alone."""
+    return heuristic(output, task_type="translation")
 
 
 def evaluate(output, reported: int | None = None) -> Verdict:
-    return quality.evaluate(SimpleNamespace(output=output, self_reported_quality_score=reported))
+    return quality.evaluate(task(output, reported))
 
 
 # The heuristic evaluator
@@ -78,14 +95,15 @@ def test_it_fails_an_output_that_is_not_an_object(output):
     ],
 )
 def test_it_fails_an_object_of_trivial_values(output):
-    verdict = heuristic(output)
+    verdict = generic(output)
     assert (verdict.score, verdict.substantive, verdict.passed) == (0, False, False)
 
 
 @pytest.mark.parametrize(
     ("output", "score"),
     [
-        # 50 + 12 x min(substantive fields, 3) + min(14, characters // 25), as docs/api.md says.
+        # 50 + 12 x min(substantive fields, 3) + min(14, characters // 25), as docs/quality.md
+        # says, for a type with no rules of its own.
         (GOOD_OUTPUT, 76),
         ({"summary": "x" * 10}, 62),
         ({"findings": ["ab", "cd"]}, 62),  # 4 characters over two values
@@ -96,19 +114,44 @@ def test_it_fails_an_object_of_trivial_values(output):
     ],
 )
 def test_it_scores_substantive_output(output, score):
-    verdict = heuristic(output)
+    verdict = generic(output)
     assert (verdict.score, verdict.substantive) == (score, True)
 
 
 def test_it_passes_the_good_output():
     verdict = evaluate(GOOD_OUTPUT)
     assert verdict.passed
-    assert 60 <= verdict.score <= 100
+    # The generic 76, and 10 for a code_review's findings with lines.
+    assert verdict.score == 86
+    assert verdict.reasons == [
+        "2 substantive fields (+74)",
+        "59 characters of text (+2)",
+        "code_review: 1 finding, each with a line and a message (+10)",
+        "code_review: 1 line found in the code reviewed (+0)",
+        "execution time 1200 ms is plausible for a code_review (+0)",
+    ]
+
+
+def test_it_passes_the_good_output_handed_in_implausibly_fast():
+    verdict = quality.evaluate(task(GOOD_OUTPUT, ms=0))
+    assert (verdict.score, verdict.passed) == (66, True)
+    assert verdict.reasons[-1] == (
+        "execution time 0 ms is implausibly short for a code_review (under 100 ms) (-20)"
+    )
+
+
+def test_it_passes_the_readmes_demo_output():
+    output = {
+        "findings": [{"line": 1, "severity": "low", "message": "unused name x"}],
+        "summary": "One finding.",
+    }
+    verdict = evaluate(output, 85)
+    assert (verdict.score, verdict.passed) == (85, True)
 
 
 def test_it_scores_more_substance_higher():
-    one = heuristic({"summary": "One finding: x is never used."})
-    two = heuristic({"summary": "One finding: x is never used.", "fix": "Delete line 1."})
+    one = generic({"summary": "One finding: x is never used."})
+    two = generic({"summary": "One finding: x is never used.", "fix": "Delete line 1."})
     assert one.score < two.score
 
 
@@ -166,12 +209,24 @@ def test_it_never_passes_an_output_without_substance_whatever_the_pass_score(fix
 
 
 @pytest.mark.parametrize(
-    "output", [{}, {"summary": "ok"}, {"findings": [], "summary": ""}], ids=["empty", "ok", "blank"]
+    ("output", "reason"),
+    [
+        ({}, "output is not a non-empty JSON object (required)"),
+        ({"summary": "ok"}, "output has no substantive content (required)"),
+        ({"findings": [], "summary": ""}, "output has no substantive content (required)"),
+        (
+            {"summary": "x is assigned but never used."},
+            "code_review: no findings list (required)",
+        ),
+    ],
+    ids=["empty", "ok", "blank", "no-findings"],
 )
-def test_it_fails_a_task_whose_output_is_rejected(executing, rex, alice, output):
+def test_it_fails_a_task_whose_output_is_rejected(executing, rex, alice, output, reason):
     tid = executing["id"]
     task = hand_in_and_get(rex, tid, output, qualityScore=100)
     assert task["status"] == "failed"
+    assert reason in task["qualityReasons"]
+    assert task["qualityReasons"][-1] == "a required check failed: score 0"
     assert task["failureReason"] == "quality_gate"
     assert (task["qualityScore"], task["selfReportedQualityScore"]) == (0, 100)
     assert task["errorMessage"] == "quality score 0 is below 60"
@@ -190,6 +245,7 @@ def test_it_fails_a_task_whose_output_is_rejected(executing, rex, alice, output)
     ]
     assert events[-1]["data"]["score"] == 0
     assert events[-1]["data"]["passScore"] == 60
+    assert events[-1]["data"]["reasons"] == task["qualityReasons"]
 
 
 def test_it_refuses_feedback_on_a_task_the_quality_gate_failed(executing, rex, alice):
@@ -200,16 +256,16 @@ def test_it_refuses_feedback_on_a_task_the_quality_gate_failed(executing, rex, a
     assert alice.balance().available == 100_000
 
 
-@pytest.mark.parametrize(("pass_score", "status"), [(76, "completed"), (77, "failed")])
+@pytest.mark.parametrize(("pass_score", "status"), [(86, "completed"), (87, "failed")])
 def test_it_applies_the_pass_score_setting(executing, rex, alice, settings, pass_score, status):
     settings.QUALITY_PASS_SCORE = pass_score
-    task = hand_in_and_get(rex, executing["id"])  # the heuristic gives it 76
-    assert (task["status"], task["qualityScore"]) == (status, 76)
+    task = hand_in_and_get(rex, executing["id"])  # the heuristic gives it 86
+    assert (task["status"], task["qualityScore"]) == (status, 86)
     held_back = 97_500 if status == "completed" else 100_000
     assert (alice.balance().available, alice.balance().held) == (held_back, 0)
     if status == "failed":
         assert task["failureReason"] == "quality_gate"
-        assert task["errorMessage"] == "quality score 76 is below 77"
+        assert task["errorMessage"] == "quality score 86 is below 87"
 
 
 def test_it_uses_the_configured_evaluator(fixed, executing, rex, alice):
