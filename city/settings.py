@@ -207,6 +207,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TaskStatus": "tasks.models.Status.values",
         "FailureReason": "tasks.models.FailureReason.values",
+        "AgentFailureReason": "tasks.models.AGENT_FAILURE_REASONS",
+        "DisputeReason": "disputes.models.Reason.values",
+        "DisputeStatus": "disputes.models.Status.values",
         "Feedback": "tasks.models.Feedback.values",
         "EntryKind": "credits.models.Entry.Kind",
         "ErrorType": "city.api.errors.STATUS",
@@ -225,6 +228,7 @@ SANDBOX_ROOT = Path(env_str("SANDBOX_ROOT", str(VAR_DIR / "sandboxes")))
 E2B_API_KEY = env_str("E2B_API_KEY")
 E2B_API_URL = env_str("E2B_API_URL", "https://api.e2b.dev")
 DISPUTE_WINDOW_DAYS = env_int("DISPUTE_WINDOW_DAYS", 30)
+DISPUTE_REVIEW_SLA_HOURS = env_int("DISPUTE_REVIEW_SLA_HOURS", 72)
 ROUTING_TIMEOUT_SECONDS = env_int("ROUTING_TIMEOUT_SECONDS", 300)
 ASSIGNMENT_TIMEOUT_SECONDS = env_int("ASSIGNMENT_TIMEOUT_SECONDS", 600)
 EXECUTION_TIMEOUT_SECONDS = env_int("EXECUTION_TIMEOUT_SECONDS", 3600)
@@ -249,4 +253,8 @@ LOGGING = {
 }
 
 # Each returns a list of discrepancies; ``manage.py check_ledger`` runs them all.
-LEDGER_AUDITS = ["credits.audit.ledger_audit", "tasks.audit.task_money_audit"]
+LEDGER_AUDITS = [
+    "credits.audit.ledger_audit",
+    "tasks.audit.task_money_audit",
+    "disputes.audit.dispute_money_audit",
+]

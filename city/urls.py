@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include("tasks.urls")),
     path("api/v1/", include("credits.urls")),
+    path("api/v1/", include("disputes.urls")),
     # Anything else under /api/ is a 404 in the contract's shape (after authentication).
     re_path(r"^api/", UnknownRoute.as_view()),
 ]

@@ -9,6 +9,7 @@ from rest_framework.test import APIRequestFactory
 
 from city.api.errors import STATUS, ApiError, exception_handler
 from credits import services as credits
+from disputes import errors as dispute_errors
 from tasks import errors as task_errors
 
 
@@ -34,6 +35,8 @@ def _instance(cls: type[ApiError]) -> ApiError:
         "message": "it broke",
         "code": "some_code",
         "action": "do this",
+        "dispute_id": "dsp_1",
+        "dispute": type("D", (), {"status": "rejected"})(),
     }
     params = inspect.signature(cls.__init__).parameters
     kwargs = {}
@@ -61,7 +64,7 @@ def _render(exc: Exception):
 CREDITS_ERRORS = [
     c for c in _subclasses(credits, credits.CreditsError) if c is not credits.CreditsError
 ]
-TASK_ERRORS = _subclasses(task_errors, ApiError)
+TASK_ERRORS = _subclasses(task_errors, ApiError) + _subclasses(dispute_errors, ApiError)
 
 
 def test_it_finds_the_domain_errors_it_checks():
