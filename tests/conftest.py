@@ -94,7 +94,7 @@ def linguist(bob, charlie):
 
 @pytest.fixture
 def reviewer(db):
-    return make_owner("reviewer@example.com", staff=True)
+    return make_owner("reviewer@example.com", reviewer=True)
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ class Bot:
         return selectors.balance_get(agent=self.agent)
 
 
-def make_owner(email: str, credits: int = 0, staff: bool = False) -> Person:
-    owner, token = identity.owner_create(email=email, password="pw", staff=staff)
+def make_owner(email: str, credits: int = 0, staff: bool = False, reviewer: bool = False) -> Person:
+    owner, token = identity.owner_create(email=email, password="pw", staff=staff, reviewer=reviewer)
     ledger.accounts_open(owner=owner)
     if credits:
         ledger.grant_issue(owner=owner, amount=credits)

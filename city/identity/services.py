@@ -6,11 +6,13 @@ import re
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from city.api.errors import Invalid
+from city.identity import roles
 from city.identity.ids import new_secret, secret_hash
 from city.identity.models import TASK_TYPE_PATTERN, Agent, AgentOffer, ApiSecret, Owner
 
@@ -29,9 +31,13 @@ class IssuedSecret:
 
 @transaction.atomic
 def owner_create(
-    *, email: str, password: str | None = None, staff: bool = False
+    *, email: str, password: str | None = None, staff: bool = False, reviewer: bool = False
 ) -> tuple[Owner, IssuedSecret]:
-    """An owner with a login and one owner token; its credit pool is ``credits``' to open."""
+    """An owner with a login and one owner token; its credit pool is ``credits``' to open.
+
+    ``staff`` may look at everything in the admin (the Staff group); ``reviewer`` also acts on
+    disputes (the Reviewers group, staff too). Neither is a superuser.
+    """
     User = get_user_model()
     email = email.strip().lower()
     if not email or "@" not in email:
@@ -39,8 +45,12 @@ def owner_create(
     if User.objects.filter(username=email).exists():
         raise IdentityError(f"an owner with email {email} already exists")
     user = User.objects.create_user(
-        username=email, email=email, password=password, is_staff=staff, is_superuser=staff
+        username=email, email=email, password=password, is_staff=staff or reviewer
     )
+    if staff or reviewer:
+        roles.ensure_groups()
+        names = [roles.REVIEWERS] if reviewer else [roles.STAFF]
+        user.groups.add(*Group.objects.filter(name__in=names))
     owner = Owner.objects.create(user=user)
     return owner, owner_token_issue(owner=owner)
 

@@ -51,15 +51,29 @@ def test_it_offers_no_way_to_change_the_ledger(staff, completed):
     assert Entry.objects.count() and Account.objects.count() and Hold.objects.count()
 
 
-def test_it_revokes_a_secret_from_the_admin(staff, alice):
+def test_it_revokes_a_secret_from_the_admin(alice):
+    from django.contrib.auth import get_user_model
+
     from city.identity.models import ApiSecret
 
+    admin_user = get_user_model().objects.create_superuser("root", password="pw")
+    client = Client()
+    client.force_login(admin_user)
     secret = ApiSecret.objects.get(owner=alice.owner)
-    response = staff.post(
+    response = client.post(
         "/admin/identity/apisecret/", {"action": "revoke", "_selected_action": [secret.pk]}
     )
     assert response.status_code == 302
     assert alice.api.get("/api/v1/credits").status_code == 401
+
+
+def test_it_offers_a_reviewer_no_way_to_revoke_secrets(staff, alice):
+    from city.identity.models import ApiSecret
+
+    secret = ApiSecret.objects.get(owner=alice.owner)
+    staff.post("/admin/identity/apisecret/", {"action": "revoke", "_selected_action": [secret.pk]})
+
+    assert alice.api.get("/api/v1/credits").status_code == 200
 
 
 def test_it_keeps_the_admin_from_non_staff(alice):

@@ -39,7 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, env_file, **options):
         owner = self._owner(DEMO_OWNER, password="demo", amount=DEMO_CREDITS)
         operator = self._owner(DEMO_OPERATOR, password="operator", amount=0)
-        self._owner(REVIEWER, password="review", amount=0, staff=True)
+        self._owner(REVIEWER, password="review", amount=0, reviewer=True)
         agents = []
         for name, offers in AGENTS:
             agent = Agent.objects.filter(operator=operator, name=name).first()
@@ -66,17 +66,17 @@ class Command(BaseCommand):
         Path(env_file).write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         self.stdout.write(
             f"Demo owner   {DEMO_OWNER} / demo   token {token}\n"
-            f"Reviewer     {REVIEWER} / review (staff: /admin/)\n"
+            f"Reviewer     {REVIEWER} / review (the dispute queue: /admin/disputes/dispute/)\n"
         )
         for agent, key in zip(agents, keys, strict=True):
             offers = ", ".join(f"{o.task_type}={o.price}" for o in agent.offers.all())
             self.stdout.write(f"Agent        {agent.name} {agent.pk} [{offers}]  key {key}\n")
         self.stdout.write(f"Secrets written to {env_file}: `source {env_file}`\n")
 
-    def _owner(self, email: str, *, password: str, amount: int, staff: bool = False) -> Owner:
+    def _owner(self, email: str, *, password: str, amount: int, reviewer: bool = False) -> Owner:
         owner = Owner.objects.filter(user__email=email).first()
         if owner is None:
-            owner, _ = services.owner_create(email=email, password=password, staff=staff)
+            owner, _ = services.owner_create(email=email, password=password, reviewer=reviewer)
             credits.accounts_open(owner=owner)
             if amount:
                 credits.grant_issue(owner=owner, amount=amount, memo="demo")

@@ -18,13 +18,18 @@ class Command(JsonCommand):
         parser.add_argument("--email", required=True)
         parser.add_argument("--credits", type=int, default=0, help="cents to grant")
         parser.add_argument("--password")
-        parser.add_argument("--staff", action="store_true", help="may use the admin")
+        parser.add_argument("--staff", action="store_true", help="may look at the admin")
+        parser.add_argument(
+            "--reviewer", action="store_true", help="may also act on disputes (Reviewers group)"
+        )
 
     @transaction.atomic
-    def run(self, *, email, credits, password, staff, **options):
+    def run(self, *, email, credits, password, staff, reviewer, **options):
         if credits < 0:
             raise CommandError("--credits must not be negative")
-        owner, token = identity.owner_create(email=email, password=password, staff=staff)
+        owner, token = identity.owner_create(
+            email=email, password=password, staff=staff, reviewer=reviewer
+        )
         services.accounts_open(owner=owner)
         if credits:
             services.grant_issue(owner=owner, amount=credits, memo="manage.py create_owner")
