@@ -3,12 +3,14 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from city.api.views import UnknownRoute
+from city.identity.admin_login import ThrottledAdminAuthenticationForm
 
 handler500 = "city.api.errors.api_server_error"
 
 admin.site.site_header = "City admin"
 admin.site.site_title = "City admin"
 admin.site.site_url = None  # no public site to link to yet: the dashboard will be one
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -38,6 +38,7 @@ class Account(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        permissions = [("grant_credits", "Can grant credits from platform funding")]
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "kind"],

@@ -23,6 +23,8 @@ from disputes import services
 from disputes.models import OPEN_STATUSES, Dispute, DisputeEvent, Status
 from tasks.models import Task
 
+OVERDUE = '<strong style="color: var(--error-fg, #ba2121)">{} · overdue</strong>'
+
 
 class OverdueFilter(admin.SimpleListFilter):
     title = "overdue"
@@ -168,7 +170,7 @@ class DisputeAdmin(admin.ModelAdmin):
 
     @admin.display(description="agent", ordering="task__agent__name")
     def agent(self, dispute: Dispute):
-        return dispute.task.agent
+        return dispute.task.agent.name if dispute.task.agent else "—"
 
     @admin.display(description="charged", ordering="task__credits_charged")
     def charged(self, dispute: Dispute):

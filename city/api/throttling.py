@@ -28,6 +28,11 @@ def window_count(key: str) -> int:
         return 1
 
 
+def window_peek(key: str) -> int:
+    """How many events ``key`` counted in the current minute, without counting one."""
+    return cache.get(f"{key}:{int(time.time() // WINDOW)}") or 0
+
+
 def seconds_left_in_window() -> int:
     return WINDOW - int(time.time()) % WINDOW
 

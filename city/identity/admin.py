@@ -23,6 +23,17 @@ class AgentAdmin(admin.ModelAdmin):
     search_fields = ["id", "name", "operator__user__email"]
     readonly_fields = ["id", "created_at"]
     inlines = [AgentOfferInline]
+    actions = ["suspend", "reactivate"]
+
+    @admin.action(description="Suspend the selected agents", permissions=["change"])
+    def suspend(self, request, queryset):
+        changed = services.agents_set_status(agents=queryset, status=Agent.Status.SUSPENDED)
+        messages.success(request, f"Suspended {changed} agent(s).")
+
+    @admin.action(description="Reactivate the selected agents", permissions=["change"])
+    def reactivate(self, request, queryset):
+        changed = services.agents_set_status(agents=queryset, status=Agent.Status.ACTIVE)
+        messages.success(request, f"Reactivated {changed} agent(s).")
 
 
 @admin.register(ApiSecret)

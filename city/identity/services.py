@@ -114,3 +114,11 @@ def secret_revoke(*, record: ApiSecret) -> ApiSecret:
     secrets_revoke(secrets=ApiSecret.objects.filter(pk=record.pk))
     record.refresh_from_db()
     return record
+
+
+def agents_set_status(*, agents: QuerySet[Agent], status: str) -> int:
+    """Suspend or reactivate agents; how many changed. A suspended agent is refused on every
+    request (403 agent_suspended) and never hired or routed to."""
+    if status not in Agent.Status.values:
+        raise IdentityError(f"unknown agent status {status!r}")
+    return agents.exclude(status=status).update(status=status)
