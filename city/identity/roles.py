@@ -2,7 +2,8 @@
 also act on disputes. Nobody is made a superuser by City.
 
 The groups are made by a data migration and again after every ``migrate`` or ``flush``
-(``post_migrate``), since a test database's flush empties them.
+(``post_migrate``, connected by the disputes app, whose permission the Reviewers need), since a
+test database's flush empties them.
 """
 
 from __future__ import annotations
