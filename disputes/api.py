@@ -10,8 +10,8 @@ from city.api.fields import StrictSerializer
 from city.api.pagination import PageParams, paginate
 from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, paginated, path_id
 from city.api.views import ApiView
-from disputes import services
-from disputes.models import Dispute, Status
+from disputes import selectors, services
+from disputes.models import Status
 from disputes.serializers import DisputeInput, DisputeSerializer
 
 DISPUTE_ID = path_id("dispute_id", "The dispute's id (`dsp_…`).")
@@ -54,10 +54,10 @@ class DisputeCollection(ApiView):
     def get(self, request):
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
-        disputes = Dispute.objects.filter(**services.visible_to(self.principal))
-        if status := params.validated_data.get("status"):
-            disputes = disputes.filter(status=status)
-        return paginate(request, disputes.order_by("-created_at", "-id"), DisputeSerializer)
+        disputes = selectors.dispute_list(
+            principal=self.principal, status=params.validated_data.get("status")
+        )
+        return paginate(request, disputes, DisputeSerializer)
 
 
 class DisputeDetail(ApiView):
@@ -69,7 +69,7 @@ class DisputeDetail(ApiView):
         responses={200: DisputeSerializer, **error_responses(403, 404)},
     )
     def get(self, request, dispute_id: str):
-        dispute = services.dispute_visible(principal=self.principal, dispute_id=dispute_id)
+        dispute = selectors.dispute_visible(principal=self.principal, dispute_id=dispute_id)
         return Response(DisputeSerializer.render(dispute))
 
 

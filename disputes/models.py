@@ -16,7 +16,7 @@ from django_fsm import FSMField, transition
 
 from city.identity.ids import random_id
 from city.identity.models import Agent, Owner
-from tasks.models import Task
+from tasks.models import ProtectedStatusRefresh, Task
 
 
 def dispute_id() -> str:
@@ -44,7 +44,7 @@ class Reason(models.TextChoices):
     UNRESPONSIVE = "unresponsive"
 
 
-class Dispute(models.Model):
+class Dispute(ProtectedStatusRefresh):
     id = models.CharField(primary_key=True, max_length=32, default=dispute_id, editable=False)
     task = models.ForeignKey(Task, models.PROTECT, related_name="disputes")
     caller_owner = models.ForeignKey(
@@ -91,11 +91,6 @@ class Dispute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} on {self.task_id} ({self.status})"
-
-    def refresh_from_db(self, *args, **kwargs) -> None:
-        # As Task: django-fsm unprotects the field class-wide while refreshing.
-        self.__dict__.pop("status", None)
-        super().refresh_from_db(*args, **kwargs)
 
     @property
     def is_open(self) -> bool:

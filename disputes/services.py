@@ -26,6 +26,7 @@ from disputes.errors import (
     TaskAlreadyRefunded,
 )
 from disputes.models import OPEN_STATUSES, Dispute, DisputeEvent, Status
+from disputes.selectors import dispute_visible
 from tasks import events as task_events
 from tasks import services as task_services
 from tasks.errors import InvalidTransition, NotCaller
@@ -47,21 +48,6 @@ def _record(dispute: Dispute, type_: str, *, actor: str, before: str, data=None)
 
 def _staff(user) -> str:
     return f"staff:{user.pk}"
-
-
-def visible_to(principal: Principal):
-    """A dispute is visible to the caller that filed it, and to no one else over the API."""
-    if principal.is_agent:
-        return {"caller_agent": principal.agent}
-    return {"caller_owner": principal.owner}
-
-
-def dispute_visible(*, principal: Principal, dispute_id: str, for_update: bool = False):
-    disputes = Dispute.objects.select_for_update() if for_update else Dispute.objects
-    dispute = disputes.filter(pk=dispute_id, **visible_to(principal)).first()
-    if dispute is None:
-        raise DisputeNotFound(dispute_id)
-    return dispute
 
 
 # The caller's steps

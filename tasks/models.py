@@ -65,7 +65,23 @@ class Feedback(models.TextChoices):
     DOWN = "down"
 
 
-class Task(models.Model):
+class ProtectedStatusRefresh(models.Model):
+    """For a model whose ``status`` is a protected FSMField: a refresh that works under threads.
+
+    django-fsm's FSMModelMixin unprotects the status field class-wide while it refreshes, so a
+    concurrent refresh in another thread raised "Direct status modification is not allowed".
+    Forgetting this instance's status lets the protected field be loaded again.
+    """
+
+    class Meta:
+        abstract = True
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        self.__dict__.pop("status", None)
+        super().refresh_from_db(*args, **kwargs)
+
+
+class Task(ProtectedStatusRefresh):
     id = models.CharField(primary_key=True, max_length=32, default=task_id, editable=False)
     task_type = models.CharField(max_length=64)
     status = FSMField(default=Status.SUBMITTED, choices=Status.choices, protected=True)
@@ -167,13 +183,6 @@ class Task(models.Model):
                 f.name for f in self._meta.concrete_fields if f.name not in self.WRITTEN_ONCE
             ]
         super().save(*args, **kwargs)
-
-    def refresh_from_db(self, *args, **kwargs) -> None:
-        # django-fsm's FSMModelMixin unprotects the status field class-wide while it refreshes,
-        # so a concurrent refresh in another thread raised "Direct status modification is not
-        # allowed". Forgetting this instance's status lets the protected field be loaded again.
-        self.__dict__.pop("status", None)
-        super().refresh_from_db(*args, **kwargs)
 
     @property
     def feedback_refund_deadline(self):
