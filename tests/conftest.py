@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -40,6 +41,18 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The limits' clock, pinned ten seconds into a minute: counters are per wall-clock minute,
+    and a minute ending mid-test would reset them (a test that counts to a limit and then checks
+    it would pass or fail by the second it started in)."""
+    from city.api import throttling
+
+    clock = SimpleNamespace(now=1_699_999_990.0)
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: clock.now))
+    return clock
 
 
 @pytest.fixture(autouse=True)

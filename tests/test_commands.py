@@ -7,19 +7,11 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.management import CommandError, call_command, get_commands, load_command_class
 
 from city.identity.models import Agent, AgentOffer, ApiSecret, Owner
 from credits.models import Account, Entry
 from tests.factories import ApiClient, error_of
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    # Unknown and revoked secrets count toward AUTH_FAILURES_PER_MINUTE per address, in a cache
-    # that outlives a test: start from zero so that earlier tests cannot throttle this one.
-    cache.clear()
 
 
 def run(name: str, *args: str) -> tuple[str, str]:

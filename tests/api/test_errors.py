@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
-from city.api import throttling
 from city.api.middleware import RequestSizeLimitMiddleware
 from city.identity import services as identity
 from credits.models import Entry
 from tasks.models import Task
 from tests.factories import ApiClient, error_of, task_body
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    # Rate-limit and auth-failure counters live in the cache, which outlives a test.
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """The limits' clock, pinned ten seconds into a minute: counters are per wall-clock minute,
-    and a minute ending mid-test would reset them."""
-    clock = SimpleNamespace(now=1_699_999_990.0)
-    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: clock.now))
-    return clock
 
 
 def nothing_moved(*people) -> tuple:

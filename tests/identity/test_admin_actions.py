@@ -25,7 +25,7 @@ def login(username: str, password: str, address: str = "10.0.0.1"):
     )
 
 
-def test_it_throttles_failed_admin_logins_per_account(settings, reviewer):
+def test_it_throttles_failed_admin_logins_per_account(settings, clock, reviewer):
     settings.ADMIN_LOGIN_FAILURES_PER_MINUTE = 3
     for i in range(3):
         assert login("reviewer@example.com", "wrong", f"10.0.0.{i}").status_code == 200
@@ -37,7 +37,7 @@ def test_it_throttles_failed_admin_logins_per_account(settings, reviewer):
     assert login("other@example.com", "wrong", "10.0.0.9").status_code == 200  # another account
 
 
-def test_it_throttles_failed_admin_logins_per_address(settings, reviewer):
+def test_it_throttles_failed_admin_logins_per_address(settings, clock, reviewer):
     settings.ADMIN_LOGIN_FAILURES_PER_MINUTE = 3
     for name in ("a", "b", "c"):
         login(f"{name}@example.com", "wrong", "10.0.0.7")

@@ -7,7 +7,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from city.identity import services as identity
@@ -15,13 +14,6 @@ from city.identity.models import ApiSecret
 from tests.factories import ApiClient, error_of
 
 URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    # Unknown and revoked secrets count toward AUTH_FAILURES_PER_MINUTE per address, in a cache
-    # that outlives a test: start from zero so that earlier tests cannot throttle this one.
-    cache.clear()
 
 
 def record_of(secret: str) -> ApiSecret:

@@ -8,7 +8,7 @@ from tests.factories import ApiClient, error_of
 
 
 @pytest.fixture(autouse=True)
-def _few_failures(settings):
+def _few_failures(settings, clock):
     settings.AUTH_FAILURES_PER_MINUTE = 3
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 
 from city.identity import services as identity
@@ -25,13 +24,6 @@ from tests.actions import provision_sandbox, run_to_completion, start, sub_hire,
 from tests.factories import GOOD_OUTPUT, ApiClient, error_of, task_body
 
 MISSING_TASK = "doesnotexist0000000000000"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    # Unknown and revoked secrets count toward AUTH_FAILURES_PER_MINUTE per address, in a cache
-    # that outlives a test: start from zero so that earlier tests cannot throttle this one.
-    cache.clear()
 
 
 @dataclass(frozen=True)
