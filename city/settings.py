@@ -243,6 +243,21 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
 
+# The live stream (tasks/stream.py): django-eventstream's listeners, fed through Redis pub/sub
+# when REDIS_URL is set (events from workers and other web processes), else in process; a
+# reconnect reads what it missed from TaskEvent, which is the storage.
+EVENTSTREAM_STORAGE_CLASS = "tasks.stream.TaskEventStorage"
+if REDIS_URL:
+    from redis.connection import parse_url
+
+    EVENTSTREAM_REDIS = parse_url(REDIS_URL)
+STREAM_REDIS_CHANNEL = env_str("STREAM_REDIS_CHANNEL", "city:stream")
+STREAM_KEEPALIVE_SECONDS = env_int("STREAM_KEEPALIVE_SECONDS", 15)
+STREAM_RETRY_MS = env_int("STREAM_RETRY_MS", 3000)
+# How often an open stream also reads TaskEvent for what no message announced: events recorded by
+# another process on the embedded default (run_sweeps), or sent while Redis was away.
+STREAM_POLL_SECONDS = env_int("STREAM_POLL_SECONDS", 15 if REDIS_URL else 2)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -250,7 +265,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Django's default config gives "django" its own console handler under DEBUG, and lets it
     # propagate to the root as well: every 4xx was printed twice. The root prints it once.
-    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # It logs every stream opened at INFO.
+        "django_eventstream": {"level": "WARNING"},
+    },
 }
 
 # Each returns a list of discrepancies; ``manage.py check_ledger`` runs them all.

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from city.api.errors import Invalid
 from city.api.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
 from city.api.pagination import PageParams, paginate
 from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, paginated, path_id
-from city.api.views import ApiView
+from city.api.views import ApiView, StreamView
 from city.identity.models import TASK_TYPE_PATTERN
-from tasks import selectors, services
+from tasks import selectors, services, stream
 from tasks.models import AGENT_FAILURE_REASONS, MAX_BUDGET, Feedback, Status
 from tasks.serializers import (
     AgentSerializer,
@@ -159,6 +161,101 @@ class TaskEvents(ApiView):
     def get(self, request, task_id: str):
         task = selectors.task_visible(principal=self.principal, task_id=task_id)
         return Response(TaskEventSerializer.render_many(selectors.event_list(task=task)))
+
+
+_STREAM_PARAMETERS = [
+    OpenApiParameter(
+        "Last-Event-ID",
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        OpenApiParameter.HEADER,
+        description="The `id` of the last event received: the stream first replays every "
+        "event after it, in order, then follows. Without it (or `lastEventId`), only new "
+        "events are sent.",
+    ),
+    OpenApiParameter(
+        "lastEventId",
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        OpenApiParameter.QUERY,
+        description="The same as the `Last-Event-ID` header, for clients that cannot set "
+        "headers; the header wins when both are given.",
+    ),
+]
+_STREAM_DESCRIPTION = (
+    "Server-Sent Events. Each event's `data` is a JSON object carrying `taskId`: `status` on "
+    'every transition (`{"taskId", "status", "id", "type", "from", "to", '
+    '"actor", "data", "createdAt"}`, the recorded event as `/events` shows it), then '
+    "`complete` (`output`, `qualityScore`, `creditsCharged`) on reaching `completed` or `error` "
+    "(`reason`, `errorMessage`) on failing; `feedback`, `dispute` and `refund` with what they "
+    "carry. Ids are the recorded events' ids. Keep-alive comments at least every 15 s; the "
+    "stream stays open after a terminal status."
+)
+_EVENT_STREAM = {
+    (200, "text/event-stream"): OpenApiResponse(
+        response=OpenApiTypes.STR, description="the event stream"
+    )
+}
+
+
+def _last_event_id(request) -> int | None:
+    header = request.headers.get("Last-Event-ID", "").strip()
+    raw, param = (
+        (header, "Last-Event-ID")
+        if header
+        else (
+            request.query_params.get("lastEventId", "").strip(),
+            "lastEventId",
+        )
+    )
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise Invalid(
+            f"{param} must be the id of an event this stream sent.",
+            code="invalid_last_event_id",
+            param=param,
+        )
+    return int(raw)
+
+
+class TaskStream(StreamView):
+    @extend_schema(
+        operation_id="streamTask",
+        summary="Follow one task's events live (its caller, its assigned agent)",
+        description=_STREAM_DESCRIPTION,
+        tags=["tasks"],
+        parameters=[TASK_ID, *_STREAM_PARAMETERS],
+        responses={**_EVENT_STREAM, **error_responses(400, 403, 404)},
+    )
+    def get(self, request, task_id: str):
+        task = selectors.task_visible(principal=self.principal, task_id=task_id)
+        return stream.EventStreamResponse(
+            stream.Subscription(
+                channel=stream.task_channel(task.pk),
+                principal=self.principal,
+                last_id=_last_event_id(request),
+                task_id=task.pk,
+            )
+        )
+
+
+class EveryTaskStream(StreamView):
+    @extend_schema(
+        operation_id="streamAll",
+        summary="Follow the events of every task the caller may see",
+        description=_STREAM_DESCRIPTION
+        + " Tasks submitted or assigned after the stream opened are included.",
+        tags=["tasks"],
+        parameters=_STREAM_PARAMETERS,
+        responses={**_EVENT_STREAM, **error_responses(400, 403)},
+    )
+    def get(self, request):
+        return stream.EventStreamResponse(
+            stream.Subscription(
+                channel=stream.principal_channel(self.principal),
+                principal=self.principal,
+                last_id=_last_event_id(request),
+            )
+        )
 
 
 class SandboxCreate(ApiView):

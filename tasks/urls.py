@@ -6,6 +6,8 @@ urlpatterns = [
     path("tasks", api.TaskCollection.as_view()),
     path("tasks/<str:task_id>", api.TaskDetail.as_view()),
     path("tasks/<str:task_id>/events", api.TaskEvents.as_view()),
+    path("tasks/<str:task_id>/stream", api.TaskStream.as_view()),
+    path("stream", api.EveryTaskStream.as_view()),
     path("tasks/<str:task_id>/sandbox", api.SandboxCreate.as_view()),
     path("tasks/<str:task_id>/sandbox/<str:sandbox_id>", api.SandboxDetail.as_view()),
     path("tasks/<str:task_id>/executing", api.TaskExecuting.as_view()),

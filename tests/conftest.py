@@ -12,6 +12,9 @@ from tests.factories import make_agent, make_owner
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Fixtures that start real processes beside the test: workers, the ASGI server.
+pytest_plugins = ["tests.processes"]
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ledger_unchecked: the test breaks the ledger on purpose")

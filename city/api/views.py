@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
 from city.api import idempotency
@@ -62,6 +63,23 @@ class ApiView(APIView):
             idempotency.finish(self._idempotency, response)
             self._idempotency = None
         return response
+
+
+class _JsonWhateverAccepted(BaseContentNegotiation):
+    """Errors in JSON whatever the client accepts (it asked for ``text/event-stream``)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class StreamView(ApiView):
+    """An endpoint whose success is a stream, not JSON: the same checks as every API view, and
+    its errors in the contract's JSON shape, never a ``200`` stream with an error inside."""
+
+    content_negotiation_class = _JsonWhateverAccepted
 
 
 @extend_schema(exclude=True)

@@ -16,6 +16,8 @@ OPERATIONS = {
     ("/api/v1/tasks", "get"): "list",
     ("/api/v1/tasks/{task_id}", "get"): "get",
     ("/api/v1/tasks/{task_id}/events", "get"): "listEvents",
+    ("/api/v1/tasks/{task_id}/stream", "get"): "streamTask",  # streamUrl's target
+    ("/api/v1/stream", "get"): "streamAll",
     ("/api/v1/tasks/{task_id}/sandbox", "post"): "provisionSandbox",
     ("/api/v1/tasks/{task_id}/sandbox/{sandbox_id}", "delete"): "destroySandbox",
     ("/api/v1/tasks/{task_id}/executing", "post"): "markExecuting",

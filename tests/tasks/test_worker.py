@@ -3,170 +3,21 @@ and a worker killed in the middle of a quality check loses neither the task nor 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
-from city.celery import app as celery_app
 from tasks import jobs
 from tasks.models import Sandbox, Task
 from tasks.quality import HeuristicEvaluator, Verdict
 from tests.actions import event_types, get_task, hand_in, start, submit
-from tests.conftest import IN_CI
+from tests.processes import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("completed", "failed", "refunded")
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen
-
-    def kill(self) -> None:
-        """SIGKILL: no warm shutdown, and the job under way is never acknowledged."""
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def _start_worker(queue: str, pool: str, env: dict[str, str]) -> Worker:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "city",
-            "worker",
-            "-P",
-            pool,
-            "-c",
-            "1",
-            "-l",
-            "info",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "city.settings",
-            "DATABASE_URL": _database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "CELERY_QUEUE": queue,
-            "SANDBOX_ROOT": str(settings.SANDBOX_ROOT),
-            **env,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        lines.append(line)
-        if "ready." in line:
-            break
-    else:
-        process.kill()
-        pytest.fail("the worker did not start:\n" + "".join(lines))
-    if process.poll() is not None:
-        pytest.fail("the worker exited:\n" + "".join(lines))
-    # Keep reading its output, or a full pipe would block the worker mid-job.
-    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
-    return Worker(process)
-
-
-@pytest.fixture
-def start_worker(postgres):
-    """Starts worker processes on a queue of their own, sharing the test database over
-    PostgreSQL; ``start_worker(pool=..., **env)`` adds settings of its own to one of them."""
-    if not settings.REDIS_URL:
-        if IN_CI:
-            pytest.fail("CI must run the worker tests with REDIS_URL set")
-        pytest.skip("needs Redis: set REDIS_URL=redis://...")
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    workers: list[Worker] = []
-
-    def start_one(pool: str = "solo", **env: str) -> Worker:
-        worker = _start_worker(queue, pool, env)
-        workers.append(worker)
-        return worker
-
-    conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_default_queue
-    conf.task_always_eager, conf.task_default_queue = False, queue
-    try:
-        yield start_one
-    finally:
-        conf.task_always_eager, conf.task_default_queue = saved
-        for worker in workers:
-            worker.stop()
-        connection.close()
-        _forget_queue(queue)
-
-
-def _forget_queue(queue: str) -> None:
-    """Drop what Redis keeps for a test's queue once its workers are gone, the job a killed worker
-    never acknowledged included: an hour later any worker would put it back on the dead queue."""
-    broker = redis.Redis.from_url(settings.REDIS_URL)
-    for tag, raw in broker.hscan_iter("unacked"):
-        _message, _exchange, routing_key = json.loads(raw)
-        if routing_key == queue:
-            broker.hdel("unacked", tag)
-            broker.zrem("unacked_index", tag)
-    broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-
-
-@pytest.fixture
-def worker(start_worker):
-    """One worker, with the settings the test process has."""
-    return start_worker()
-
-
-def wait_for(predicate, what: str, seconds: float = 30):
-    """Poll with a deadline (never a fixed sleep); what the predicate returned."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def settled(person, tid: str) -> dict | None:
