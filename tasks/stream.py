@@ -33,6 +33,7 @@ import asyncio
 import functools
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -205,8 +206,12 @@ class Hub(ListenerManager):
     for what it may have missed), else only by :func:`publish` in this process."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.redis_listener = None  # the library's: no reconnects, a fixed channel name
+        # The library's attributes, without its own Redis listener (no reconnects, a fixed
+        # channel name), which its __init__ would make whenever EVENTSTREAM_REDIS is set.
+        self.lock = threading.Lock()
+        self.listeners_by_channel = {}
+        self.redis_listener = None
+        self.redis_listener_started = False
         self._subscriber: asyncio.Task | None = None
         self._subscribed: asyncio.Event | None = None
 

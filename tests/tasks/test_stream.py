@@ -4,10 +4,15 @@ refused with the contract's errors; keep-alives; a server that stops with stream
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from city.identity.models import ApiSecret
+from tasks import services
 from tests.actions import hand_in, provision_sandbox, run_to_completion, start, submit, thumbs
 from tests.factories import GOOD_OUTPUT, error_of
 from tests.processes import Remote, wait_for
@@ -172,6 +177,22 @@ def test_the_assigned_agent_and_a_dashboard_session_may_follow(start_server, ali
 
     for stream in (as_agent, agent_wide, session):
         assert statuses([stream.next()]) == [("start", "executing")]
+
+
+def test_an_agent_taken_off_a_task_gets_the_event_and_its_stream_ends(start_server, alice, rex):
+    server = start_server()  # the embedded default: it reads what this process records
+    tid = submit(Remote(alice, server))["id"]  # routed, in the server, to rex
+    assert Remote(rex, server).api.get(f"/api/v1/tasks/{tid}").json()["agentId"] == rex.id
+    stream = open_stream(task_url(server, tid), rex.key)
+
+    # Never started: the sweep's rule takes rex off it, as run_sweeps would.
+    later = timezone.now() + timedelta(seconds=settings.ASSIGNMENT_TIMEOUT_SECONDS + 1)
+    services.task_time_out(task_id=tid, now=later)
+
+    assert statuses([stream.next()]) == [("unassign", "routing")]
+    with pytest.raises(AssertionError, match="the stream ended"):
+        stream.next()
+    assert refused(task_url(server, tid), rex.key).status_code == 404
 
 
 def test_outsiders_are_refused_with_the_contracts_errors(start_server, alice, rex, charlie, zed):

@@ -134,7 +134,7 @@ def test_each_principal_channel_carries_the_tasks_it_may_see(alice, charlie, rex
 @pytest.fixture
 def listening(settings):
     """A listener on every channel, in this process (the embedded default's fan-out)."""
-    settings.EVENTSTREAM_REDIS = None
+    del settings.EVENTSTREAM_REDIS
     loop = asyncio.new_event_loop()
     listeners = []
 
