@@ -203,8 +203,8 @@ def server_start(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     raise Refused("the server did not start within 60 s")
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process and its children (uvicorn's worker is a child)."""
+def _status(pid: int, field: str) -> int:
+    """A /proc status figure summed over a process and its children (uvicorn's worker)."""
     total = 0
     pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -212,9 +212,13 @@ def rss_kib(pid: int) -> int:
         pids += [int(p) for p in children.read_text().split()]
     for one in pids:
         for line in Path(f"/proc/{one}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 total += int(line.split()[1])
     return total
+
+
+def rss_kib(pid: int) -> int:
+    return _status(pid, "VmRSS")
 
 
 # The driver.
@@ -296,6 +300,7 @@ def phase(n: int, args, port: int, server_pid: int, owners, tokens, agent) -> di
     client.start()
     opened, open_failures = parent.recv()
     rss_open = rss_kib(server_pid)
+    threads_open = _status(server_pid, "Threads")
 
     submitted = []
     for i in range(args.events):
@@ -334,6 +339,7 @@ def phase(n: int, args, port: int, server_pid: int, owners, tokens, agent) -> di
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
         "p99_ms": round(latencies[int((len(latencies) - 1) * 0.99)], 2) if latencies else None,
         "kib_per_stream": round((rss_open - rss_before) / n, 1),
+        "server_threads": threads_open,
         "failures": open_failures + failures,
     }
 
@@ -403,12 +409,13 @@ def main(argv: list[str]) -> int:
     else:
         print(
             f"{'streams':>8} {'held':>6} {'delivered':>11} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'KiB/stream':>11}"
+            f"{'KiB/stream':>11} {'threads':>8}"
         )
         for r in results:
             print(
                 f"{r['streams']:>8} {r['held']:>6} {r['delivered']:>5}/{r['expected']:<5} "
-                f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['kib_per_stream']:>11}"
+                f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['kib_per_stream']:>11} "
+                f"{r['server_threads']:>8}"
             )
             if r["failures"]:
                 print(f"         failures: {r['failures']}")

@@ -34,12 +34,11 @@ import functools
 import json
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
@@ -75,13 +74,17 @@ def principal_channel(principal: Principal) -> str:
 
 def channels_of(task: Task) -> list[str]:
     """The channels an event of ``task`` goes to: the task's, its caller's, its assignee's."""
-    channels = [task_channel(task.pk)]
-    if task.caller_owner_id:
-        channels.append(f"owner-{task.caller_owner_id}")
-    if task.caller_agent_id:
-        channels.append(f"agent-{task.caller_agent_id}")
-    if task.agent_id and task.agent_id != task.caller_agent_id:
-        channels.append(f"agent-{task.agent_id}")
+    return _channels(task.pk, task.caller_owner_id, task.caller_agent_id, task.agent_id)
+
+
+def _channels(task_id, caller_owner_id, caller_agent_id, agent_id) -> list[str]:
+    channels = [task_channel(task_id)]
+    if caller_owner_id:
+        channels.append(f"owner-{caller_owner_id}")
+    if caller_agent_id:
+        channels.append(f"agent-{caller_agent_id}")
+    if agent_id and agent_id != caller_agent_id:
+        channels.append(f"agent-{agent_id}")
     return channels
 
 
@@ -201,9 +204,15 @@ def _wire(event: Event) -> str:
 
 
 class Hub(ListenerManager):
-    """django-eventstream's listener manager for this process, fed by a Redis subscriber that
-    reconnects when ``EVENTSTREAM_REDIS`` is set (after a reconnect every stream reads TaskEvent
-    for what it may have missed), else only by :func:`publish` in this process."""
+    """django-eventstream's listener manager for this process, fed three ways:
+
+    - by :func:`publish` in this process (the embedded default, without Redis);
+    - by a Redis subscriber when ``EVENTSTREAM_REDIS`` is set, which reconnects after an error
+      and then has every stream read TaskEvent for what it may have missed;
+    - by one read of TaskEvent every ``STREAM_POLL_SECONDS`` for the whole process (not one per
+      stream): events that no message announced, such as those ``run_sweeps`` records in its
+      own process on the embedded default, or a publish that failed.
+    """
 
     def __init__(self) -> None:
         # The library's attributes, without its own Redis listener (no reconnects, a fixed
@@ -212,21 +221,39 @@ class Hub(ListenerManager):
         self.listeners_by_channel = {}
         self.redis_listener = None
         self.redis_listener_started = False
-        self._subscriber: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._subscribed: asyncio.Event | None = None
+        self._seen: set[int] = set()  # ids of the events recently queued, by any way
+        self._seen_order: deque[int] = deque()
+
+    def add_to_queues(self, channel: str, event: Event) -> None:
+        if event.id is not None and event.id not in self._seen:
+            self._seen.add(event.id)
+            self._seen_order.append(event.id)
+            if len(self._seen_order) > 10_000:
+                self._seen.discard(self._seen_order.popleft())
+        super().add_to_queues(channel, event)
 
     def add_listener(self, listener: Listener) -> None:
-        if getattr(settings, "EVENTSTREAM_REDIS", None):
-            self._start_subscriber()
+        self._start()
         super().add_listener(listener)
 
-    def _start_subscriber(self) -> None:
-        loop = asyncio.get_running_loop()
-        running = self._subscriber is not None and not self._subscriber.done()
-        if running and self._subscriber.get_loop() is loop:
+    def _start(self) -> None:
+        """Start the process's subscriber and poller on the running loop, once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a listener added from synchronous code (a test) is fed by publish only
+        if self._tasks and all(not t.done() and t.get_loop() is loop for t in self._tasks):
             return
-        self._subscribed = asyncio.Event()
-        self._subscriber = loop.create_task(self._subscribe(self._subscribed))
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = [loop.create_task(self._poll())]
+        if getattr(settings, "EVENTSTREAM_REDIS", None):
+            self._subscribed = asyncio.Event()
+            self._tasks.append(loop.create_task(self._subscribe(self._subscribed)))
+        else:
+            self._subscribed = None
 
     async def subscribed(self, timeout: float) -> bool:
         """Wait until messages published from now on reach this process (Redis mode)."""
@@ -276,6 +303,44 @@ class Hub(ListenerManager):
             return
         self.add_to_queues(event.channel, event)
 
+    async def _poll(self) -> None:
+        """Every STREAM_POLL_SECONDS, the keys of the events recorded since the last look (one
+        light query); full rows only for those no message brought and someone here shows."""
+        cursor = None
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await _newest()
+                await asyncio.sleep(settings.STREAM_POLL_SECONDS)
+                if not self.listeners_by_channel:
+                    cursor = None  # nobody listens: start afresh with the next stream
+                    continue
+                while True:
+                    keys = await _recorded_after(cursor)
+                    missed = [
+                        event_id
+                        for event_id, *task in keys
+                        if event_id not in self._seen
+                        and any(c in self.listeners_by_channel for c in _channels(*task))
+                    ]
+                    for row in await _recorded(missed) if missed else ():
+                        self.dispatch(row)
+                    if keys:
+                        cursor = keys[-1][0]
+                    if len(keys) < _PAGE:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("stream: reading TaskEvent failed; trying again")
+
+    def dispatch(self, row: TaskEvent) -> None:
+        """Queue a recorded event for the streams of this process that show it."""
+        group = records(row, row.task)
+        for channel in channels_of(row.task):
+            if channel in self.listeners_by_channel:
+                self.add_to_queues(channel, Event(channel, row.type, group, id=row.pk))
+
     def resync_all(self) -> None:
         """Have every stream read TaskEvent for what it may have missed."""
         with self.lock:
@@ -285,10 +350,6 @@ class Hub(ListenerManager):
             for listener in listeners:
                 listener.overflow = True
                 listener.wake_threadsafe()
-
-    def listener_count(self) -> int:
-        with self.lock:
-            return sum(len(group) for group in self.listeners_by_channel.values())
 
 
 _hub: Hub | None = None
@@ -312,16 +373,21 @@ class Subscription:
     principal: Principal
     last_id: int | None  # Last-Event-ID: replay what came after it; None: only new events
     task_id: str | None = None  # a task's own stream (re-checked after an unassignment)
-    sent: deque = field(default_factory=lambda: deque(maxlen=1024))
-    cursor: int = 0  # the highest id sent (or the starting point)
+    start: int = 0  # nothing at or below this id is sent: the client has it, or asked for news
+    cursor: int = 0  # the highest id sent (or the start)
+    _sent: set = field(default_factory=set)
+    _order: deque = field(default_factory=deque)
 
     def fresh(self, event: Event) -> bool:
-        return event.id is not None and event.id not in self.sent
+        return event.id is not None and event.id > self.start and event.id not in self._sent
 
     def encode(self, event: Event) -> str:
         """The event's records; the ``id:`` goes on the last, so that a connection dropped in
         between repeats the group rather than losing its end."""
-        self.sent.append(event.id)
+        self._sent.add(event.id)
+        self._order.append(event.id)
+        if len(self._order) > 1024:  # remember the recent ids only: older ones are below
+            self._sent.discard(self._order.popleft())  # the cursor and never come back live
         self.cursor = max(self.cursor, event.id)
         last = len(event.data) - 1
         return "".join(
@@ -344,9 +410,9 @@ _PAGE = 200
 
 
 def _released(read):
-    """``read`` in the request's thread, its database connection handed back afterwards: under
-    ASGI each request has a thread and a connection of its own, and a thousand open streams
-    must not hold a thousand connections between their occasional reads."""
+    """``read`` on a thread of the loop's shared pool, its database connection handed back to
+    the pool afterwards: a thousand open streams must hold neither a thousand threads nor a
+    thousand connections between their occasional reads."""
 
     @functools.wraps(read)
     def run(*args):
@@ -355,7 +421,22 @@ def _released(read):
         finally:
             connection.close()
 
-    return sync_to_async(run)
+    return sync_to_async(run, thread_sensitive=False)
+
+
+def _let_the_request_thread_go() -> None:
+    """Under ASGI, Django runs a request's sync code (middleware, the view) on a thread of its
+    own that lives until the request ends: for a stream, as long as the client listens. Once the
+    view is done, shut that thread down; a thread-sensitive call later in this request (closing
+    the response, at the end) gets a new one. (asgiref's per-request executors; with another
+    asgiref that keeps them elsewhere, the thread just stays.)"""
+    context = getattr(SyncToAsync, "thread_sensitive_context", None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    current = context.get(None) if context is not None else None
+    if current is not None and executors is not None:
+        executor = executors.pop(current, None)
+        if executor is not None:
+            executor.shutdown(wait=False)
 
 
 @_released
@@ -364,8 +445,24 @@ def _read(channel: str, after: int) -> list[Event]:
 
 
 @_released
-def _newest(channel: str) -> int:
+def _newest(channel: str = "") -> int:
     return TaskEventStorage().get_current_id(channel)
+
+
+@_released
+def _recorded_after(after: int) -> list[tuple]:
+    """(event id, task id, caller owner, caller agent, assignee) of the events after ``after``."""
+    keys = TaskEvent.objects.filter(id__gt=after).order_by("id")
+    return list(
+        keys.values_list(
+            "id", "task_id", "task__caller_owner_id", "task__caller_agent_id", "task__agent_id"
+        )[:_PAGE]
+    )
+
+
+@_released
+def _recorded(ids: list[int]) -> list[TaskEvent]:
+    return list(TaskEvent.objects.filter(id__in=ids).select_related("task").order_by("id"))
 
 
 @_released
@@ -394,26 +491,24 @@ async def follow(subscription: Subscription) -> AsyncIterator[str]:
     listener.channels = {subscription.channel}
     listener.assign_loop()
     manager.add_listener(listener)  # before reading the table: nothing falls in between
+    _let_the_request_thread_go()
     keepalive = settings.STREAM_KEEPALIVE_SECONDS
-    poll = settings.STREAM_POLL_SECONDS
     try:
         await manager.subscribed(timeout=5)
         opening = f"retry: {settings.STREAM_RETRY_MS}\n: stream open\n\n"
         if subscription.last_id is None:
-            subscription.cursor = await _newest(subscription.channel)
+            subscription.start = subscription.cursor = await _newest(subscription.channel)
             yield opening
         else:
-            subscription.cursor = subscription.last_id
+            subscription.start = subscription.cursor = subscription.last_id
             missed = await _catch_up(subscription)
             yield opening + "".join(subscription.encode(e) for e in missed)
-        written = polled = time.monotonic()
         while True:
-            now = time.monotonic()
-            wait = max(0.0, min(written + keepalive, polled + poll) - now)
             try:
-                await asyncio.wait_for(listener.aevent.wait(), wait)
+                await asyncio.wait_for(listener.aevent.wait(), keepalive)
             except TimeoutError:
-                pass
+                yield ": keep-alive\n\n"
+                continue
             with manager.lock:
                 items = listener.channel_items.get(subscription.channel, [])
                 overflow, listener.overflow = listener.overflow, False
@@ -421,17 +516,12 @@ async def follow(subscription: Subscription) -> AsyncIterator[str]:
                 listener.aevent.clear()
             fresh = [e for e in items if subscription.fresh(e)]
             body = "".join(subscription.encode(e) for e in fresh)
-            now = time.monotonic()
-            if overflow or now >= polled + poll:
+            if overflow:  # more than the listener queues, or Redis came back: read the rest
                 caught_up = await _catch_up(subscription)
                 body += "".join(subscription.encode(e) for e in caught_up)
                 fresh += caught_up
-                polled = now
-            if not body and now >= written + keepalive:
-                body = ": keep-alive\n\n"
             if body:
                 yield body
-                written = now
             if subscription.task_id and any(e.type == "unassign" for e in fresh):
                 if not await _still_visible(subscription):
                     return  # the agent was taken off the task: its stream ends here

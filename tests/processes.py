@@ -282,6 +282,9 @@ def start_server(celery_queue, settings):
         for server in servers:
             server.stop()
         connection.close()
+    for server in servers:  # a server that failed a request says so, even if the test passed
+        printed = "".join(server.output)
+        assert "Traceback" not in printed, f"the server logged an error:\n{printed}"
 
 
 class HttpApi:
