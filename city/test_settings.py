@@ -11,3 +11,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SANDBOX_ROOT = VAR_DIR / "test-sandboxes"  # noqa: F405
+# Whatever the test process publishes to the live stream stays off a real deployment's channel
+# (tests that start servers give each run a channel of its own).
+STREAM_REDIS_CHANNEL = "city:test:stream"
