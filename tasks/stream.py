@@ -311,7 +311,7 @@ class Hub(ListenerManager):
             try:
                 if cursor is None:
                     cursor = await _newest()
-                await asyncio.sleep(settings.STREAM_POLL_SECONDS)
+                await asyncio.sleep(max(settings.STREAM_POLL_SECONDS, 0.5))
                 if not self.listeners_by_channel:
                     cursor = None  # nobody listens: start afresh with the next stream
                     continue
@@ -333,6 +333,7 @@ class Hub(ListenerManager):
                 raise
             except Exception:
                 logger.exception("stream: reading TaskEvent failed; trying again")
+                await asyncio.sleep(max(settings.STREAM_POLL_SECONDS, 0.5))
 
     def dispatch(self, row: TaskEvent) -> None:
         """Queue a recorded event for the streams of this process that show it."""
