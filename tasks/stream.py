@@ -267,10 +267,20 @@ class Hub(ListenerManager):
 
     async def _subscribe(self, subscribed: asyncio.Event) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         delay, reconnecting = 0.2, False
         while True:
-            client = Redis(**settings.EVENTSTREAM_REDIS)
+            client = Redis(
+                **settings.EVENTSTREAM_REDIS,
+                # Named, so that an operator can tell the stream's subscribers in CLIENT LIST.
+                client_name=f"city-stream:{settings.STREAM_REDIS_CHANNEL}",
+                # No silent reconnect inside redis-py: what was published while the connection
+                # was down would be lost. A lost connection ends up here, and after the
+                # reconnect every stream reads TaskEvent for it.
+                retry=Retry(NoBackoff(), 0),
+            )
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(settings.STREAM_REDIS_CHANNEL)

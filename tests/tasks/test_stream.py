@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import redis
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
@@ -92,6 +93,27 @@ def test_a_workers_transitions_reach_the_owner_wide_stream_through_redis(
     by_worker = [e.data["actor"] for e in events if e.data.get("type") in ("route", "pass")]
     assert by_worker == ["system", "system"]
     assert events[-1].data["creditsCharged"] == 2500
+
+
+def test_a_stream_survives_its_servers_redis_connection_dropping(start_server, alice, rex):
+    server = start_server(redis=True)
+    owner, bot = Remote(alice, server), Remote(rex, server)
+    tid = submit(owner, agentId=rex.id)["id"]
+    stream = open_stream(task_url(server, tid), alice.token)
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    name = f"city-stream:{settings.STREAM_REDIS_CHANNEL}"
+
+    def subscribers() -> set[int]:
+        return {c["id"] for c in broker.client_list(_type="pubsub") if c["name"] == name}
+
+    dropped = wait_for(subscribers, "the server's subscriber")
+    for client_id in dropped:
+        broker.client_kill_filter(_id=client_id)
+    start(bot, tid)  # sent while the server may still be reconnecting: read back after
+    wait_for(lambda: subscribers() - dropped, "the server to subscribe again")
+    assert hand_in(bot, tid).status_code == 200  # sent over the new subscription
+
+    assert statuses(stream.take(2)) == [("start", "executing"), ("complete", "quality_check")]
 
 
 def test_a_reconnect_with_last_event_id_gets_what_it_missed_once_and_in_order(
