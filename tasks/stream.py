@@ -10,7 +10,8 @@ format; on the embedded default it is queued in process.
 
 Serving. Each open stream is a django-eventstream ``Listener`` on one channel of the process's
 :class:`Hub` (django-eventstream's ``ListenerManager``, fed by a Redis subscriber that reconnects,
-where the library's own gives up at the first error). The views are ordinary API views — the same
+where the library's own gives up at the first error, and by one poll of ``TaskEvent`` per process
+for what no message brought). The views are ordinary API views — the same
 authentication, permissions, throttling and errors as every endpoint — that answer with an async
 streaming response, served by the ASGI server.
 
@@ -24,7 +25,12 @@ Order. One task's events are recorded under its row lock, so their ids rise in c
 task's stream resumes exactly. Across tasks (``GET /api/v1/stream``) two transactions may commit
 out of id order; an event announced after a higher id was sent still goes out (with the highest
 id sent as its ``id:``, so a reconnect neither repeats nor skips what came before), and a stream
-only misses it if the connection drops in the milliseconds between the two commits.
+only misses it if the connection drops, or the stream opens, in the milliseconds between the two
+commits.
+
+Cost. An open stream holds no thread and no database connection: the request's thread is let go
+once the view has authorised it, and each later read takes a pooled connection and gives it back
+(``bench/stream``; docs/performance.md).
 """
 
 from __future__ import annotations
