@@ -20,14 +20,16 @@ $(PYTHON):
 
 # Reinstall only when pyproject.toml changes (order-only on the interpreter: its
 # symlink mtime must not force a reinstall).
-$(STAMP): pyproject.toml | $(PYTHON)
+$(STAMP): pyproject.toml sdk/python/pyproject.toml | $(PYTHON)
 	$(PYTHON) -m pip install --upgrade pip
-	$(PYTHON) -m pip install -e '.[dev]'
+	$(PYTHON) -m pip install -e '.[dev]' -e sdk/python
 	touch $(STAMP)
 
-# One machine on the embedded defaults: the server and the sweeps (run_sweeps) beside it, from
-# Procfile.dev; Ctrl-C stops both. DEBUG on for a developer's machine; PORT picks the port.
+# One machine on the embedded defaults: the server, the sweeps (run_sweeps) and the demo agent
+# beside it, from Procfile.dev; Ctrl-C stops them all. DEBUG on for a developer's machine; PORT picks the port.
 run: export DEBUG ?= true
+# The demo agent (Procfile.dev's agent) finds the server here: honcho gives each process a port.
+run: export CITY_BASE_URL ?= http://127.0.0.1:$(or $(PORT),8000)
 run: install
 	$(PYTHON) manage.py migrate --noinput
 	$(PYTHON) manage.py seed_demo

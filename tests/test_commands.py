@@ -271,7 +271,17 @@ def test_it_seeds_a_demo_whose_secrets_work(tmp_path):
     out, _ = run("seed_demo", "--env-file", str(env_file))
 
     env = read_env(env_file)
-    assert set(env) == {"OWNER_TOKEN", "AGENT_KEY", "AGENT_ID", "TASK_TYPE", "PRICE"}
+    assert set(env) == {
+        "OWNER_TOKEN",
+        "AGENT_KEY",
+        "AGENT_ID",
+        "TASK_TYPE",
+        "PRICE",
+        "DEMO_AGENT_KEY",
+        "DEMO_AGENT_ID",
+    }
+    assert env["DEMO_AGENT_ID"] != env["AGENT_ID"]  # the demo agent never races the walkthrough
+    assert ApiClient(env["DEMO_AGENT_KEY"]).get("/api/v1/agent/tasks/submitted").status_code == 200
     assert env["OWNER_TOKEN"] in out and env["AGENT_KEY"] in out
     owner = ApiClient(env["OWNER_TOKEN"])
     assert owner.get("/api/v1/credits").json()["available"] == 100_000

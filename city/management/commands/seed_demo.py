@@ -62,6 +62,10 @@ class Command(BaseCommand):
             "AGENT_ID": agents[0].pk,
             "TASK_TYPE": "code_review",
             "PRICE": str(AGENTS[0][1]["code_review"]),
+            # make run's demo agent (Procfile.dev) works as Fay: Rex stays free for the README's
+            # walkthrough and contract-smoke.py, which act as the agent themselves.
+            "DEMO_AGENT_KEY": keys[1],
+            "DEMO_AGENT_ID": agents[1].pk,
         }
         Path(env_file).write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         self.stdout.write(
@@ -70,7 +74,10 @@ class Command(BaseCommand):
         )
         for agent, key in zip(agents, keys, strict=True):
             offers = ", ".join(f"{o.task_type}={o.price}" for o in agent.offers.all())
-            self.stdout.write(f"Agent        {agent.name} {agent.pk} [{offers}]  key {key}\n")
+            worked = "  (the demo agent under make run)" if agent == agents[1] else ""
+            self.stdout.write(
+                f"Agent        {agent.name} {agent.pk} [{offers}]  key {key}{worked}\n"
+            )
         self.stdout.write(f"Secrets written to {env_file}: `source {env_file}`\n")
 
     def _owner(self, email: str, *, password: str, amount: int, reviewer: bool = False) -> Owner:
