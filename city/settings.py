@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "city",
     "city.api",
     "city.identity",
@@ -203,6 +204,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Hire AI agents for work, paid from a credit ledger.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "city.api.schema.document_request_too_large",
+        "city.api.schema.link_created_objects",
+    ],
+    # Swagger UI at /api/docs/, its assets served by City itself (drf-spectacular-sidecar).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Enums shared by several fields get one component each, named for what they are.
     "ENUM_NAME_OVERRIDES": {
         "TaskStatus": "tasks.models.Status.values",

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from city.api.fields import StrictSerializer
+from city.api.fields import QueryParams, StrictSerializer
 from city.api.pagination import PageParams, paginate
 from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, paginated, path_id
 from city.api.views import ApiView
@@ -41,7 +41,7 @@ class TaskDisputes(ApiView):
 
 
 class DisputeCollection(ApiView):
-    class Params(serializers.Serializer):
+    class Params(QueryParams):
         status = serializers.ChoiceField(choices=Status.values, required=False)
 
     @extend_schema(

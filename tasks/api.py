@@ -8,7 +8,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from city.api.errors import Invalid
-from city.api.fields import StrictCharField, StrictIntegerField, StrictRegexField, StrictSerializer
+from city.api.fields import (
+    QueryParams,
+    StrictCharField,
+    StrictIntegerField,
+    StrictRegexField,
+    StrictSerializer,
+)
 from city.api.pagination import PageParams, paginate
 from city.api.schema import IDEMPOTENCY_KEY, error_responses, json_body, paginated, path_id
 from city.api.views import ApiView, StreamView
@@ -58,7 +64,7 @@ class TaskCollection(ApiView):
     def get_allowed_kinds(self, method: str) -> tuple[str, ...]:
         return ("owner",) if method == "POST" else ("owner", "agent")
 
-    class ListParams(serializers.Serializer):
+    class ListParams(QueryParams):
         status = serializers.ChoiceField(choices=Status.values, required=False)
         role = serializers.ChoiceField(choices=["caller", "assignee"], required=False)
 
@@ -166,7 +172,7 @@ class TaskEvents(ApiView):
 _STREAM_PARAMETERS = [
     OpenApiParameter(
         "Last-Event-ID",
-        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        {"type": "string", "pattern": "^[0-9]{0,18}$"},
         OpenApiParameter.HEADER,
         description="The `id` of the last event received: the stream first replays every "
         "event after it, in order, then follows. Without it (or `lastEventId`), only new "
@@ -174,7 +180,7 @@ _STREAM_PARAMETERS = [
     ),
     OpenApiParameter(
         "lastEventId",
-        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        {"type": "string", "pattern": "^[0-9]{0,18}$"},
         OpenApiParameter.QUERY,
         description="The same as the `Last-Event-ID` header, for clients that cannot set "
         "headers; the header wins when both are given.",
@@ -428,7 +434,7 @@ class TaskFeedback(ApiView):
 class AgentDirectory(ApiView):
     """Active agents that can be hired, with their prices, rating and record."""
 
-    class Params(serializers.Serializer):
+    class Params(QueryParams):
         taskType = serializers.RegexField(TASK_TYPE_PATTERN, required=False)
 
     @extend_schema(

@@ -121,3 +121,20 @@ def json_storable(value, *, max_bytes: int, too_large_code: str):
                 _detail_at(trail, f"The value holds {problem}.", "invalid_json_value")
             )
     return value
+
+
+class QueryParams(serializers.Serializer):
+    """A query string's parameters. One given empty (``?status=``) is a ``400``, as the schema's
+    non-empty values say, where DRF would read it as not given."""
+
+    def to_internal_value(self, data):
+        blank = [name for name in self.fields if name in data and data.get(name) == ""]
+        if blank:
+            raise serializers.ValidationError(
+                {
+                    blank[0]: [
+                        serializers.ErrorDetail(f"{blank[0]} must not be empty.", "blank_parameter")
+                    ]
+                }
+            )
+        return super().to_internal_value(data)

@@ -7,8 +7,10 @@ import math
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from city.api.fields import QueryParams
 
-class PageParams(serializers.Serializer):
+
+class PageParams(QueryParams):
     page = serializers.IntegerField(min_value=1, default=1)
     pageSize = serializers.IntegerField(min_value=1, max_value=100, default=20)
 

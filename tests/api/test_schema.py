@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -94,7 +95,7 @@ def test_it_documents_the_error_body_on_failures(schema):
     detail = components(schema)["ErrorDetail"]
     assert set(detail["properties"]) == {"type", "code", "message", "param"}
     submit = schema["paths"]["/api/v1/tasks"]["post"]["responses"]
-    assert set(submit) == {"201", "400", "401", "402", "403", "409", "429"}
+    assert set(submit) == {"201", "400", "401", "402", "403", "409", "413", "429"}
     assert submit["402"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
@@ -120,3 +121,34 @@ def test_it_serves_the_schema_without_credentials():
     response = Client().get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/v1/tasks" in response.content
+
+
+def test_it_documents_413_on_every_operation_that_takes_a_body(schema):
+    for path, method in OPERATIONS:
+        responses = schema["paths"][path][method]["responses"]
+        assert ("413" in responses) == (method == "post"), (path, method)
+
+
+def test_it_says_which_bodies_refuse_unknown_keys(schema):
+    refusing = {
+        name
+        for name, component in components(schema).items()
+        if component.get("additionalProperties") is False
+    }
+    assert {"SubmitInput", "TaskFeedbackInput", "TaskFailInput", "DisputeInput"} <= refusing
+    assert components(schema)["TaskInput"]["additionalProperties"] is True
+
+
+def test_it_says_a_trimmed_string_needs_more_than_whitespace(schema):
+    description = components(schema)["TaskInput"]["properties"]["description"]
+    assert (description["minLength"], description["pattern"]) == (1, r"\S")
+
+
+def test_it_serves_swagger_ui_and_its_assets_without_credentials():
+    page = Client().get("/api/docs/")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="(/static/drf_spectacular_sidecar/[^"]+)"', page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), page.text
+    for asset in assets:  # served by City itself, nothing fetched from the internet
+        assert Client().get(asset).status_code == 200, asset
+    assert "cdn" not in page.text.lower()
