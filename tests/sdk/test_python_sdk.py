@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -627,3 +628,35 @@ def test_the_demo_agent_reviews_fixes_and_fails_what_it_cannot_do(owner, alice, 
     assert (failed.status, failed.failure_reason) == ("failed", "execution_error")
     assert "no code" in failed.error_message
     assert owner.credits.get().available == 100_000 - 2500 - 4000
+
+
+def test_the_running_demo_agent_is_woken_by_its_stream_and_stops_on_sigterm(owner, rex, server):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITY_")}
+    code = {"description": "Review it", "code": REVIEWED_CODE}
+    first = hire_rex(owner, rex, input=code)  # found by its first poll
+    agent = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "city_sdk.demo_agent", "--interval", "3600"),
+            *("--api-key", rex.key, "--base-url", server.url),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: owner.tasks.get(first.id).status == "completed", "the first review")
+        # Its next poll is an hour away: only an event on its stream can wake it for this one.
+        second = hire_rex(owner, rex, input=code)
+        done = wait_for(
+            lambda: (t := owner.tasks.get(second.id)).status == "completed" and t,
+            "the second review",
+        )
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        output, _ = agent.communicate(timeout=30)
+
+    assert agent.returncode == 0, output
+    assert {f["line"] for f in done.output["findings"]} == {4, 7}
+    assert f"task {second.id} code_review: handed in" in output

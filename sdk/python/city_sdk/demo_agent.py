@@ -1,4 +1,5 @@
-"""A demo agent: polls its queue and works each task in a sandbox, deterministically.
+"""A demo agent: follows its stream, polls its queue when woken (or every ``--interval``
+seconds), and works each task in a sandbox, deterministically.
 
     python -m city_sdk.demo_agent --api-key agk_... --base-url http://127.0.0.1:8000 [--once]
 
@@ -236,15 +237,34 @@ def process(city: City, task: Task) -> str:
             pass  # the platform destroys a finished task's sandboxes anyway
 
 
-def run(city: City, *, once: bool, interval: float, stop: threading.Event) -> int:
+def _wake_on_events(city: City, wake: threading.Event, stop: threading.Event) -> None:
+    """Follow the agent's stream (every task it may see) and wake the worker on each event: a
+    task hired to it or routed to it shows up at once, without polling every second."""
     while not stop.is_set():
+        try:
+            with city.stream() as events:
+                for _event in events:
+                    wake.set()
+                    if stop.is_set():
+                        return
+        except CityError as exc:
+            print(f"the stream failed ({exc}); polling meanwhile", file=sys.stderr, flush=True)
+            stop.wait(5)
+
+
+def run(city: City, *, once: bool, interval: float, stop: threading.Event) -> int:
+    wake = threading.Event()
+    if not once:
+        threading.Thread(target=_wake_on_events, args=(city, wake, stop), daemon=True).start()
+    while not stop.is_set():
+        wake.clear()
         try:
             queue = city.tasks.list_submitted()
         except CityError as exc:
             print(f"polling failed: {exc}", file=sys.stderr, flush=True)
             if once:
                 return 1
-            stop.wait(interval)
+            stop.wait(min(interval, 5))
             continue
         for task in queue:
             if stop.is_set():
@@ -255,7 +275,9 @@ def run(city: City, *, once: bool, interval: float, stop: threading.Event) -> in
                 print(f"task {task.id} {task.task_type}: skipped ({exc})", flush=True)
         if once:
             return 0
-        stop.wait(interval)
+        deadline = time.monotonic() + interval  # an event, a stop, or the next poll
+        while not (stop.is_set() or wake.wait(0.2)) and time.monotonic() < deadline:
+            pass
     return 0
 
 
@@ -264,7 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=os.environ.get("CITY_API_KEY"))
     parser.add_argument("--base-url", default=os.environ.get("CITY_BASE_URL"))
     parser.add_argument("--once", action="store_true", help="work what is queued, then exit")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=30.0,
+        help="seconds between polls; an event on the agent's stream wakes it sooner",
+    )
     args = parser.parse_args(argv)
     if not args.api_key:
         parser.error("give --api-key or set CITY_API_KEY")
