@@ -318,3 +318,13 @@ class Remote:
 
     def __getattr__(self, name):
         return getattr(self._who, name)
+
+
+@pytest.fixture
+def live_city(start_server, request):
+    """A server as production runs it when Redis is at hand (CI): Celery on Redis with a real
+    worker beside it, the stream through Redis; without Redis, the embedded default."""
+    if not settings.REDIS_URL:
+        return start_server()
+    request.getfixturevalue("start_worker")()
+    return start_server(redis=True)

@@ -56,8 +56,8 @@ def snippet(**extra) -> dict:
 
 
 @pytest.fixture
-def server(start_server):
-    return start_server()
+def server(live_city):
+    return live_city
 
 
 @pytest.fixture

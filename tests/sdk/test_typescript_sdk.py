@@ -74,8 +74,8 @@ def run_node_tests(test_file: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def server(start_server, postgres):
-    return start_server()
+def server(live_city):
+    return live_city
 
 
 def test_every_code_sample_of_the_seed_runs_as_written(typescript_package, server, alice, rex, bob):
