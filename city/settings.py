@@ -121,7 +121,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = []
+# Checked where a person chooses a password (sign-up, password change), not by the commands.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -152,7 +158,10 @@ if HTTPS:
         # Asking browsers to preload HSTS is a commitment for the domain, the operator's to
         # make (HSTS_PRELOAD=true), not a default's.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-LOGIN_URL = "/admin/login/"
+# The dashboard's own login; the admin keeps its (throttled) one.
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 REDIS_URL = env_str("REDIS_URL")
 

@@ -1,9 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from city.api.views import UnknownRoute
+from city.identity import views as identity_views
 from city.identity.admin_login import ThrottledAdminAuthenticationForm
+from tasks import views as task_views
 
 handler500 = "city.api.errors.api_server_error"
 
@@ -12,7 +15,42 @@ admin.site.site_title = "City admin"
 admin.site.site_url = None  # no public site to link to yet: the dashboard will be one
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
+# The owner dashboard: pages over the same services and rules as the API.
+dashboard = (
+    [
+        path("", task_views.home, name="home"),
+        path("tasks/", task_views.task_list, name="tasks"),
+        path("tasks/<str:task_id>/", task_views.task_detail, name="task"),
+        path("signup/", identity_views.signup, name="signup"),
+        path(
+            "login/",
+            auth_views.LoginView.as_view(
+                template_name="dashboard/login.html", redirect_authenticated_user=True
+            ),
+            name="login",
+        ),
+        path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+        path(
+            "password/",
+            auth_views.PasswordChangeView.as_view(
+                template_name="dashboard/password_change.html",
+                success_url=reverse_lazy("dashboard:password_change_done"),
+            ),
+            name="password_change",
+        ),
+        path(
+            "password/done/",
+            auth_views.PasswordChangeDoneView.as_view(
+                template_name="dashboard/password_change_done.html"
+            ),
+            name="password_change_done",
+        ),
+    ],
+    "dashboard",
+)
+
 urlpatterns = [
+    path("", include(dashboard)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -64,6 +64,19 @@ def task_list(*, principal: Principal, status: str | None = None, role: str | No
     return tasks.order_by("-created_at", "-id")
 
 
+def task_search(*, principal: Principal, status: str | None = None, query: str | None = None):
+    """The dashboard's list: ``task_list`` narrowed to tasks whose id, type or description
+    contains ``query``."""
+    tasks = task_list(principal=principal, status=status)
+    if query:
+        tasks = tasks.filter(
+            Q(pk__icontains=query)
+            | Q(task_type__icontains=query)
+            | Q(input__description__icontains=query)
+        )
+    return tasks
+
+
 def task_visible(*, principal: Principal, task_id: str, for_update: bool = False) -> Task:
     """The task if ``principal`` may see it, else ``TaskNotFound`` (no existence oracle)."""
     tasks = Task.objects.select_for_update() if for_update else Task.objects
