@@ -17,7 +17,7 @@ from tasks.models import Status
 PAGE_SIZE = 25
 
 
-def principal_of(request) -> Principal:
+def _principal(request) -> Principal:
     return Principal(owner=request.user.owner)
 
 
@@ -41,7 +41,7 @@ def task_list(request):
     if filters.is_valid():
         status = filters.cleaned_data["status"] or None
         query = filters.cleaned_data["q"].strip() or None
-    tasks = selectors.task_search(principal=principal_of(request), status=status, query=query)
+    tasks = selectors.task_search(principal=_principal(request), status=status, query=query)
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     keep = request.GET.copy()
     keep.pop("page", None)
@@ -56,7 +56,7 @@ def task_list(request):
 @owner_required
 def task_detail(request, task_id: str):
     try:
-        task = selectors.task_visible(principal=principal_of(request), task_id=task_id)
+        task = selectors.task_visible(principal=_principal(request), task_id=task_id)
     except TaskNotFound:
         raise Http404("No such task.") from None
     return render(

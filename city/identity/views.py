@@ -7,9 +7,13 @@ opened by the ledger on its first movement).
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django import forms
 from django.contrib.auth import login, password_validation
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -58,10 +62,6 @@ def _status(form) -> int:
 def owner_required(view):
     """The page is an owner's: anonymous visitors log in first; a login that is not an owner's
     (an admin's) is refused."""
-    from functools import wraps
-
-    from django.contrib.auth.decorators import login_required
-    from django.core.exceptions import PermissionDenied
 
     @login_required
     @wraps(view)
