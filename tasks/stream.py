@@ -178,17 +178,23 @@ def _redis():
 
 
 def publish(recorded: Sequence[TaskEvent]) -> None:
-    """Send committed events to every stream that shows them (a ``tasks.events`` hook)."""
+    """Send committed events to every stream that shows them (a ``tasks.events`` hook).
+
+    It runs after every commit that records an event, on the request path: in process, an event
+    nobody here listens to is not even encoded."""
+    through_redis = bool(getattr(settings, "EVENTSTREAM_REDIS", None))
+    listening = None if through_redis else hub().listeners_by_channel
     messages = []
     for row in recorded:
-        group = records(row, row.task)
+        channels = channels_of(row.task)
+        if listening is not None:
+            channels = [channel for channel in channels if channel in listening]
+        group = records(row, row.task) if channels else []
         if group:
-            messages += [
-                Event(channel, row.type, group, id=row.pk) for channel in channels_of(row.task)
-            ]
+            messages += [Event(channel, row.type, group, id=row.pk) for channel in channels]
     if not messages:
         return
-    if getattr(settings, "EVENTSTREAM_REDIS", None):
+    if through_redis:
         pipe = _redis().pipeline(transaction=False)
         for message in messages:
             pipe.publish(settings.STREAM_REDIS_CHANNEL, _wire(message))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.paginator import Paginator
+from django.db.models.fields.json import KT
 from django.http import Http404
 from django.shortcuts import redirect, render
 
@@ -41,7 +42,12 @@ def task_list(request):
     if filters.is_valid():
         status = filters.cleaned_data["status"] or None
         query = filters.cleaned_data["q"].strip() or None
-    tasks = selectors.task_search(principal=_principal(request), status=status, query=query)
+    tasks = (
+        selectors.task_search(principal=_principal(request), status=status, query=query)
+        # A row shows the description, not the whole input (up to MAX_TASK_INPUT_BYTES) or output.
+        .defer("input", "output")
+        .annotate(description=KT("input__description"))
+    )
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     keep = request.GET.copy()
     keep.pop("page", None)
