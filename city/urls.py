@@ -6,6 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from city.api.views import UnknownRoute
 from city.identity import views as identity_views
 from city.identity.admin_login import ThrottledAdminAuthenticationForm
+from credits import views as credit_views
+from disputes import views as dispute_views
+from tasks import agent_views
 from tasks import views as task_views
 
 handler500 = "city.api.errors.api_server_error"
@@ -20,7 +23,27 @@ dashboard = (
     [
         path("", task_views.home, name="home"),
         path("tasks/", task_views.task_list, name="tasks"),
+        path("tasks/new/", task_views.task_submit, name="submit"),
         path("tasks/<str:task_id>/", task_views.task_detail, name="task"),
+        path("tasks/<str:task_id>/cancel/", task_views.task_cancel, name="task_cancel"),
+        path("tasks/<str:task_id>/feedback/", task_views.task_feedback, name="task_feedback"),
+        path("tasks/<str:task_id>/dispute/", dispute_views.dispute_file, name="dispute_file"),
+        path(
+            "disputes/<str:dispute_id>/withdraw/",
+            dispute_views.dispute_withdraw,
+            name="dispute_withdraw",
+        ),
+        path("credits/", credit_views.credits_page, name="credits"),
+        path("tokens/", identity_views.tokens, name="tokens"),
+        path("tokens/<int:token_id>/revoke/", identity_views.token_revoke, name="token_revoke"),
+        path("agents/", agent_views.agent_list, name="agents"),
+        path("agents/<str:agent_id>/", agent_views.agent_detail, name="agent"),
+        path("agents/<str:agent_id>/keys/", agent_views.agent_key_create, name="agent_key_create"),
+        path(
+            "agents/<str:agent_id>/keys/<int:key_id>/revoke/",
+            agent_views.agent_key_revoke,
+            name="agent_key_revoke",
+        ),
         path("signup/", identity_views.signup, name="signup"),
         path(
             "login/",

@@ -70,3 +70,18 @@ def task_detail(request, task_id: str):
         "dashboard/task_detail.html",
         {"task": task, "events": selectors.event_list(task=task)},
     )
+
+
+@owner_required
+def task_submit(request):
+    raise Http404
+
+
+@owner_required
+def task_cancel(request, task_id: str):
+    raise Http404
+
+
+@owner_required
+def task_feedback(request, task_id: str):
+    raise Http404

@@ -71,3 +71,16 @@ def owner_required(view):
         return view(request, *args, **kwargs)
 
     return run
+
+
+def tokens(request):
+    """API tokens (placeholder: being built)."""
+    from django.http import Http404
+
+    raise Http404
+
+
+def token_revoke(request, token_id):
+    from django.http import Http404
+
+    raise Http404

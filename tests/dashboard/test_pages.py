@@ -9,12 +9,7 @@ from django.test import Client
 
 from city.identity.models import Owner
 from tests.actions import run_to_completion, submit
-
-
-def logged_in(person) -> Client:
-    client = Client()
-    client.force_login(person.owner.user)
-    return client
+from tests.dashboard.pages import logged_in
 
 
 def test_the_front_door_asks_a_visitor_to_log_in():
