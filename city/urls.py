@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from city.api.views import UnknownRoute
 from city.identity import views as identity_views
 from city.identity.admin_login import ThrottledAdminAuthenticationForm
+from city.identity.forms import EmailLoginForm
 from credits import views as credit_views
 from disputes import views as dispute_views
 from tasks import agent_views
@@ -48,7 +49,9 @@ dashboard = (
         path(
             "login/",
             auth_views.LoginView.as_view(
-                template_name="dashboard/login.html", redirect_authenticated_user=True
+                template_name="dashboard/login.html",
+                authentication_form=EmailLoginForm,
+                redirect_authenticated_user=True,
             ),
             name="login",
         ),

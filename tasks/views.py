@@ -4,9 +4,12 @@ validation (the API's serializers)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Max
 from django.db.models.fields.json import KT
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -19,10 +22,11 @@ from city.identity.models import AgentOffer
 from city.identity.principals import Principal
 from city.identity.views import owner_required
 from credits import selectors as ledger
+from credits.money import CENTS, cents_of, credits_text
 from credits.services import InsufficientCredits
 from tasks import selectors, services
 from tasks.errors import TaskNotFound
-from tasks.models import MAX_BUDGET, Feedback, Status, Task
+from tasks.models import MAX_BUDGET, Feedback, Status, Task, TaskEvent
 from tasks.serializers import TaskInputSerializer
 
 PAGE_SIZE = 25
@@ -71,13 +75,20 @@ def task_list(request):
         .defer("input", "output")
         .annotate(description=KT("input__description"))
     )
+    # The stream starts after the newest event when the page was read: none is missed between.
+    last_event_id = TaskEvent.objects.aggregate(last=Max("pk"))["last"] or 0
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     keep = request.GET.copy()
     keep.pop("page", None)
     return render(
         request,
         "dashboard/task_list.html",
-        {"filters": filters, "page": page, "query_string": keep.urlencode()},
+        {
+            "filters": filters,
+            "page": page,
+            "query_string": keep.urlencode(),
+            "last_event_id": last_event_id,
+        },
         status=_status(filters),
     )
 
@@ -89,12 +100,15 @@ def task_detail(request, task_id: str):
     task = _visible(request, task_id)
     now = timezone.now()
     deadline = task.feedback_refund_deadline
+    events = list(selectors.event_list(task=task))
     return render(
         request,
         "dashboard/task_detail.html",
         {
             "task": task,
-            "events": selectors.event_list(task=task),
+            "events": events,
+            # The stream starts after the last event shown: none is missed in between.
+            "last_event_id": max((event.pk for event in events), default=0),
             "subtasks": task.subtasks.select_related("agent").order_by("created_at", "id"),
             "sandboxes": task.sandboxes.order_by("created_at"),
             "can_cancel": task.status in (Status.SUBMITTED, Status.ROUTING),
@@ -152,8 +166,12 @@ class SubmitForm(forms.Form):
         label="Code (optional)",
     )
     files = MultipleFileField(required=False, label="Files (optional)")
-    max_budget = forms.IntegerField(
-        min_value=1, max_value=MAX_BUDGET, label="Budget (credits)", help_text=""
+    max_budget = forms.DecimalField(
+        min_value=Decimal("0.01"),
+        max_value=Decimal(MAX_BUDGET) / CENTS,
+        decimal_places=2,
+        label="Budget (credits)",
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
     )
     agent = forms.ChoiceField(
         required=False,
@@ -176,7 +194,10 @@ class SubmitForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["task_type"].choices = [(t, t) for t in task_types]
         self.fields["agent"].choices = [("", "Smart routing")] + [(a.pk, a.name) for a in agents]
-        self.fields["max_budget"].help_text = f"You have {available} credits available."
+        self.fields["max_budget"].help_text = (
+            f"You have {credits_text(available)} credits available; the budget is held until "
+            "the task is settled."
+        )
         self.fields["max_budget"].widget.attrs["aria-describedby"] = "id_max_budget_helptext"
 
     def task_input(self) -> dict:
@@ -197,9 +218,16 @@ class SubmitForm(forms.Form):
             return {}
         return serializer.validated_data
 
-    def refuse(self, error: ApiError) -> None:
-        """Show a service's refusal next to the field it is about."""
-        self.add_error(self.FIELD_OF_PARAM.get(error.param or ""), error.message)
+    def refuse(self, error: ApiError, *, agents) -> None:
+        """Show a service's refusal next to the field it is about (a price in credits)."""
+        message = error.message
+        if error.code == "price_exceeds_budget":
+            agent = next(a for a in agents if a.pk == self.cleaned_data["agent"])
+            message = (
+                f"{agent.name} charges {credits_text(agent.price)} credits for this task type: "
+                "raise the budget, or choose smart routing or another agent."
+            )
+        self.add_error(self.FIELD_OF_PARAM.get(error.param or ""), message)
 
 
 def _flat(detail):
@@ -253,17 +281,18 @@ def task_submit(request):
                     principal=principal,
                     task_type=form.cleaned_data["task_type"],
                     input=task_input,
-                    max_budget=form.cleaned_data["max_budget"],
+                    max_budget=cents_of(form.cleaned_data["max_budget"]),
                     agent_id=form.cleaned_data["agent"] or None,
                 )
             except InsufficientCredits as error:
                 form.add_error(
                     "max_budget",
-                    f"You have {error.available} credits available: "
-                    f"{error.required - error.available} more needed for this budget.",
+                    f"You have {credits_text(error.available)} credits available: "
+                    f"{credits_text(error.required - error.available)} more are needed for "
+                    "this budget.",
                 )
             except ApiError as error:
-                form.refuse(error)
+                form.refuse(error, agents=agents)
             else:
                 messages.success(request, f"Task {task.pk} submitted.")
                 return redirect("dashboard:task", task_id=task.pk)
@@ -288,7 +317,9 @@ def task_cancel(request, task_id: str):
     except ApiError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Task cancelled: {task.max_budget} credits are available again.")
+        messages.success(
+            request, f"Task cancelled: {credits_text(task.max_budget)} credits are available again."
+        )
     return redirect("dashboard:task", task_id=task.pk)
 
 
@@ -308,7 +339,9 @@ def task_feedback(request, task_id: str):
         messages.error(request, error.message)
     else:
         if refunded:
-            messages.success(request, f"Thanks. Refunded {task.credits_refunded} credits.")
+            messages.success(
+                request, f"Thanks. Refunded {credits_text(task.credits_refunded)} credits."
+            )
         else:
             messages.success(request, "Thanks for your feedback.")
     return redirect("dashboard:task", task_id=task.pk)

@@ -12,8 +12,8 @@ from tests.factories import make_agent, make_owner
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-# Fixtures that start real processes beside the test: workers, the ASGI server.
-pytest_plugins = ["tests.processes"]
+# Fixtures that start real processes beside the test: workers, the ASGI server, Chromium.
+pytest_plugins = ["tests.processes", "tests.browser"]
 
 
 def pytest_configure(config):

@@ -147,7 +147,7 @@ def test_a_task_page_shows_its_output_money_and_timeline(alice, rex):
 
     assert "Completed" in page and "rex" in page
     assert "line 1" in page and "unused name x" in page  # the finding, as a list item
-    assert "<dt>Charged</dt><dd>2500</dd>" in page
+    assert "<dt>Charged</dt><dd>25.00</dd>" in page  # 2500 cents
     for step in ("submit", "assign", "start", "complete", "pass"):
         assert f"<strong>{step}</strong>" in page
 

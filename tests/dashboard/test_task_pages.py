@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from credits.services import grant_issue
-from tasks.models import Task
+from tasks.models import Task, TaskEvent
 from tests.actions import get_task, run_to_completion, start, sub_hire, submit
 from tests.dashboard.pages import logged_in
 from tests.factories import make_owner
@@ -22,7 +22,7 @@ FORM = {
     "description": "Review my parser",
     "repo": "",
     "code": "def parse(s):\n    return s\n",
-    "max_budget": "3000",
+    "max_budget": "30",
     "agent": "",
 }
 
@@ -42,8 +42,8 @@ def test_the_form_offers_the_task_types_agents_offer_and_their_directory(alice, 
     assert '<option value="bug_fix"' in page and '<option value="code_review"' in page
     # code_review's directory, cheapest first, each with its price for the type.
     assert page.index(f'value="{rex.id}"') < page.index(f'value="{zed.id}"')
-    assert "<td>2500</td>" in page and "<td>3000</td>" in page
-    assert "You have 100000 credits available." in page
+    assert "<td>25.00</td>" in page and "<td>30.00</td>" in page
+    assert "You have 1,000.00 credits available" in page
 
 
 def test_picking_a_task_type_reloads_only_the_directory(alice, rex, zed):
@@ -53,7 +53,7 @@ def test_picking_a_task_type_reloads_only_the_directory(alice, rex, zed):
     assert response.status_code == 200
     assert page.startswith('<fieldset id="agent-directory"')
     assert rex.id in page and zed.id not in page  # zed takes no bug_fix
-    assert "<td>4000</td>" in page
+    assert "<td>40.00</td>" in page
 
 
 def test_the_directory_shows_an_agents_rating_and_completed_tasks(alice, rex):
@@ -63,7 +63,7 @@ def test_the_directory_shows_an_agents_rating_and_completed_tasks(alice, rex):
 
     page = logged_in(alice).get("/tasks/new/?task_type=code_review").content.decode()
 
-    assert "100% 👍" in page
+    assert "100% thumbs up" in page
     assert "<td>1</td>" in page  # completed
 
 
@@ -75,7 +75,7 @@ def test_submitting_with_smart_routing_holds_the_budget_and_opens_the_task(alice
     assert (response.status_code, response["Location"]) == (302, f"/tasks/{task.pk}/")
     assert task.caller_owner_id == alice.owner.pk and not task.direct_hire
     assert task.input == {"description": "Review my parser", "code": FORM["code"]}
-    assert task.max_budget == 3000
+    assert task.max_budget == 3000  # cents: 30 credits
     assert task.agent_id == rex.id  # routed after the commit: rex is the only code reviewer
     assert alice.balance().available == 100_000 - 3000
     assert alice.balance().held == 3000
@@ -83,7 +83,7 @@ def test_submitting_with_smart_routing_holds_the_budget_and_opens_the_task(alice
 
 
 def test_submitting_to_an_agent_from_the_directory_hires_it(alice, rex, zed):
-    response = logged_in(alice).post("/tasks/new/", form(agent=zed.id, max_budget="3000"))
+    response = logged_in(alice).post("/tasks/new/", form(agent=zed.id, max_budget="30"))
 
     task = Task.objects.get()
     assert response.status_code == 302
@@ -100,12 +100,12 @@ def test_attached_files_become_the_inputs_files(alice, rex):
 
 def test_too_little_credit_says_what_is_missing_next_to_the_budget(alice, rex):
     poor = make_owner("poor@example.com", credits=1000)
-    response = logged_in(poor).post("/tasks/new/", form(max_budget="3000"))
+    response = logged_in(poor).post("/tasks/new/", form(max_budget="30"))
     page = response.content.decode()
 
     assert response.status_code == 400
     assert 'id="id_max_budget-error"' in page
-    assert "You have 1000 credits available: 2000 more needed for this budget." in page
+    assert "You have 10.00 credits available: 20.00 more are needed for this budget." in page
     assert not Task.objects.exists()
     assert (poor.balance().available, poor.balance().held) == (1000, 0)
 
@@ -114,8 +114,9 @@ def test_too_little_credit_says_what_is_missing_next_to_the_budget(alice, rex):
     ("changes", "field", "says"),
     [
         ({"description": "  "}, "description", "This field is required."),
-        ({"max_budget": "0"}, "max_budget", "greater than or equal to 1"),
-        ({"max_budget": "lots"}, "max_budget", "Enter a whole number."),
+        ({"max_budget": "0"}, "max_budget", "greater than or equal to 0.01"),
+        ({"max_budget": "1.234"}, "max_budget", "more than 2 decimal places"),
+        ({"max_budget": "lots"}, "max_budget", "Enter a number."),
         ({"task_type": "poetry"}, "task_type", "Select a valid choice."),
         ({"agent": "agt_nobody"}, "agent", "Select a valid choice."),
     ],
@@ -132,11 +133,11 @@ def test_each_invalid_field_is_said_next_to_it(alice, rex, changes, field, says)
 
 
 def test_a_hired_agent_dearer_than_the_budget_is_refused_next_to_the_agent(alice, rex):
-    response = logged_in(alice).post("/tasks/new/", form(agent=rex.id, max_budget="2000"))
+    response = logged_in(alice).post("/tasks/new/", form(agent=rex.id, max_budget="20"))
     page = response.content.decode()
 
     assert response.status_code == 400
-    assert 'id="id_agent-error"' in page and "2500" in page
+    assert 'id="id_agent-error"' in page and "rex charges 25.00 credits" in page
     assert not Task.objects.exists()
 
 
@@ -219,7 +220,7 @@ def test_a_thumbs_down_in_the_window_refunds_the_charge(alice, rex, completed):
 
     assert 'data-countdown="600"' in page or 'data-countdown="599"' in page
     assert 'value="down"' in page
-    assert "Refunded 2500 credits." in response.content.decode()
+    assert "Refunded 25.00 credits." in response.content.decode()
     assert (alice.balance().available, alice.balance().held) == (100_000, 0)
     assert rex.balance().available == 0
     assert get_task(alice, completed["id"])["status"] == "refunded"
@@ -245,7 +246,7 @@ def test_feedback_is_given_once(alice, completed):
     page = client.get(f"/tasks/{completed['id']}/").content.decode()
     again = client.post(f"/tasks/{completed['id']}/feedback/", {"feedback": "down"}, follow=True)
 
-    assert "👍 thumbs up" in page and 'value="down"' not in page
+    assert "<dd>thumbs up</dd>" in page and 'value="down"' not in page
     assert "already" in again.content.decode()
     assert Task.objects.get(pk=completed["id"]).feedback == "up"
     assert alice.balance().available == 100_000 - 2500
@@ -270,15 +271,20 @@ def test_another_owner_gives_no_feedback(alice, charlie, completed):
 
 def test_the_page_follows_the_tasks_stream(alice, submitted):
     page = logged_in(alice).get(f"/tasks/{submitted['id']}/").content.decode()
+    last = TaskEvent.objects.filter(task_id=submitted["id"]).latest("pk").pk
 
-    assert f'sse-connect="/api/v1/tasks/{submitted["id"]}/stream"' in page
+    # From the last event shown: an event recorded before the stream opens is replayed.
+    assert f'sse-connect="/api/v1/tasks/{submitted["id"]}/stream?lastEventId={last}"' in page
     assert 'id="live"' in page and "sse:status" in page
 
 
 def test_the_list_follows_the_owners_stream(alice, submitted):
     page = logged_in(alice).get("/tasks/").content.decode()
+    last = TaskEvent.objects.latest("pk").pk
 
-    assert 'sse-connect="/api/v1/stream"' in page and 'hx-select="#rows"' in page
+    assert (
+        f'sse-connect="/api/v1/stream?lastEventId={last}"' in page and 'hx-select="#rows"' in page
+    )
     assert f'data-task="{submitted["id"]}"' in page
 
 

@@ -1,57 +1,15 @@
 """A reviewer works a dispute in real Chromium against a live server: logs in, opens the queue,
 opens the dispute, refunds part of it through the form, and sees the result.
 
-Playwright drives the system's ``chromium`` (Debian's package; ``.ci/run`` installs it). The
-screenshots of the queue and the change page are kept in ``var/test-artifacts/``. Without
-Chromium the test is skipped, except with ``CI=true``, where it fails instead.
+Chromium comes from ``tests.browser``; the screenshots of the queue and the change page are kept
+in ``var/test-artifacts/``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-
 from disputes.models import Dispute
 from tests.actions import platform_fees, run_to_completion, submit
-from tests.conftest import IN_CI
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def page():
-    chromium = shutil.which("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if chromium is None or sync_playwright is None:
-        missing = "the chromium package" if chromium is None else "playwright"
-        if IN_CI:
-            pytest.fail(f"CI must run the browser test: {missing} is missing")
-        pytest.skip(f"needs {missing}")
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still plain synchronous ones.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+from tests.browser import ARTIFACTS
 
 
 def test_a_reviewer_refunds_part_of_a_dispute_in_the_browser(
@@ -63,7 +21,6 @@ def test_a_reviewer_refunds_part_of_a_dispute_in_the_browser(
         f"/api/v1/tasks/{tid}/disputes",
         {"reason": "incomplete_delivery", "description": "Half the files were skipped."},
     ).json()["id"]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     page.goto(f"{live_server.url}/admin/login/?next=/admin/disputes/dispute/")
     page.fill("#id_username", "reviewer@example.com")
