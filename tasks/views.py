@@ -198,7 +198,6 @@ class SubmitForm(forms.Form):
             f"You have {credits_text(available)} credits available; the budget is held until "
             "the task is settled."
         )
-        self.fields["max_budget"].widget.attrs["aria-describedby"] = "id_max_budget_helptext"
 
     def task_input(self) -> dict:
         """The API's ``input`` from the cleaned fields, validated by the API's serializer."""

@@ -110,7 +110,7 @@ def test_too_little_credit_is_said_next_to_the_budget(context, live_city, rex):
     page.get_by_label("Budget (credits)").fill("30")
     page.get_by_role("button", name="Submit task").click()
 
-    error = page.locator("#id_max_budget-error")
+    error = page.locator("#id_max_budget_error")
     expect(error).to_have_text(
         "You have 10.00 credits available: 20.00 more are needed for this budget."
     )

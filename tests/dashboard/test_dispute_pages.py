@@ -154,7 +154,7 @@ def test_it_shows_each_error_next_to_its_field_and_files_nothing(
     content = unescape(response.content.decode())
     assert response.status_code == 400
     error = re.search(
-        rf'<span class="error" id="dispute-{field}-error"[^>]*>([^<]*)</span>', content
+        rf'<span class="error" id="dispute-{field}_error"[^>]*>([^<]*)</span>', content
     )
     assert error is not None and says in error.group(1), content
     assert f'href="/tasks/{tid}/"' in content  # the way back

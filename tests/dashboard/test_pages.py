@@ -51,7 +51,7 @@ def test_signing_up_shows_each_error_next_to_its_field(alice, email, password, f
 
     assert response.status_code == 400
     assert says in response.content
-    assert f'id="id_{field}-error"'.encode() in response.content
+    assert f'id="id_{field}_error"'.encode() in response.content
     assert Owner.objects.count() == 1  # alice only
 
 

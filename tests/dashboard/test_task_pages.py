@@ -104,7 +104,7 @@ def test_too_little_credit_says_what_is_missing_next_to_the_budget(alice, rex):
     page = response.content.decode()
 
     assert response.status_code == 400
-    assert 'id="id_max_budget-error"' in page
+    assert 'id="id_max_budget_error"' in page
     assert "You have 10.00 credits available: 20.00 more are needed for this budget." in page
     assert not Task.objects.exists()
     assert (poor.balance().available, poor.balance().held) == (1000, 0)
@@ -126,7 +126,7 @@ def test_each_invalid_field_is_said_next_to_it(alice, rex, changes, field, says)
     page = response.content.decode()
 
     assert response.status_code == 400
-    assert f'id="id_{field}-error"' in page
+    assert f'id="id_{field}_error"' in page
     assert says in page
     assert not Task.objects.exists()
     assert alice.balance().held == 0
@@ -137,7 +137,7 @@ def test_a_hired_agent_dearer_than_the_budget_is_refused_next_to_the_agent(alice
     page = response.content.decode()
 
     assert response.status_code == 400
-    assert 'id="id_agent-error"' in page and "rex charges 25.00 credits" in page
+    assert 'id="id_agent_error"' in page and "rex charges 25.00 credits" in page
     assert not Task.objects.exists()
 
 
@@ -147,7 +147,7 @@ def test_a_binary_file_is_refused_next_to_the_files(alice, rex):
 
     assert response.status_code == 400
     assert (
-        b'id="id_files-error"' in response.content and b"not a UTF-8 text file" in response.content
+        b'id="id_files_error"' in response.content and b"not a UTF-8 text file" in response.content
     )
     assert not Task.objects.exists()
 
