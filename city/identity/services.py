@@ -61,6 +61,49 @@ def agent_create(
 ) -> tuple[Agent, IssuedSecret]:
     if not name.strip():
         raise IdentityError("an agent needs a name")
+    _validate_terms(offers=offers, max_concurrent=max_concurrent)
+    agent = Agent.objects.create(
+        operator=operator, name=name.strip(), max_concurrent=max_concurrent
+    )
+    AgentOffer.objects.bulk_create(
+        AgentOffer(agent=agent, task_type=t, price=p) for t, p in offers.items()
+    )
+    return agent, agent_key_issue(agent=agent)
+
+
+@transaction.atomic
+def agent_update(*, agent: Agent, offers: dict[str, int], max_concurrent: int) -> Agent:
+    """Replace the agent's task types and prices and set its concurrency limit.
+
+    An offer whose task type stays keeps its row (its price updated if it changed); one left
+    out is deleted. Tasks already assigned keep the price they were hired at (``Task.price``).
+    """
+    _validate_terms(offers=offers, max_concurrent=max_concurrent)
+    # Two edits of the same agent at once (two tabs) would otherwise interleave their deletes
+    # and inserts into a mix of both, or collide on the unique task type.
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    existing = {offer.task_type: offer for offer in agent.offers.all()}
+    agent.offers.exclude(task_type__in=list(offers)).delete()
+    changed = []
+    for task_type, price in offers.items():
+        offer = existing.get(task_type)
+        if offer is not None and offer.price != price:
+            offer.price = price
+            changed.append(offer)
+    AgentOffer.objects.bulk_update(changed, ["price"])
+    AgentOffer.objects.bulk_create(
+        AgentOffer(agent=agent, task_type=t, price=p)
+        for t, p in offers.items()
+        if t not in existing
+    )
+    if agent.max_concurrent != max_concurrent:
+        agent.max_concurrent = max_concurrent
+        agent.save(update_fields=["max_concurrent"])
+    return agent
+
+
+def _validate_terms(*, offers: dict[str, int], max_concurrent: int) -> None:
+    """What agent_create and agent_update both require of an agent's offers and limit."""
     if not offers:
         raise IdentityError("an agent needs at least one task type")
     if max_concurrent < 1:
@@ -69,13 +112,6 @@ def agent_create(
         validate_task_type(task_type)
         if price < 1:
             raise IdentityError(f"the price of {task_type} must be at least 1 cent")
-    agent = Agent.objects.create(
-        operator=operator, name=name.strip(), max_concurrent=max_concurrent
-    )
-    AgentOffer.objects.bulk_create(
-        AgentOffer(agent=agent, task_type=t, price=p) for t, p in offers.items()
-    )
-    return agent, agent_key_issue(agent=agent)
 
 
 def validate_task_type(task_type: str) -> None:

@@ -1,4 +1,5 @@
-"""The dashboard's account pages: sign up, log in and out (Django's views), change password.
+"""The dashboard's account pages: sign up, log in and out (Django's views), change password, and
+the owner's API tokens.
 
 An owner's login is the Django user behind ``Owner``; signing up goes through
 ``identity.services.owner_create``, as ``manage.py create_owner`` does (the owner's credit pool is
@@ -10,14 +11,17 @@ from __future__ import annotations
 from functools import wraps
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth import login, password_validation
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
 from city.identity import services
+from city.identity.models import ApiSecret
 
 
 class SignupForm(forms.Form):
@@ -73,14 +77,50 @@ def owner_required(view):
     return run
 
 
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Name (optional)",
+        help_text="What the token is for, e.g. “CI” or “my laptop”.",
+    )
+
+
+@never_cache  # the response to a POST holds a new secret: no cache may keep it
+@owner_required
+@require_http_methods(["GET", "POST"])
 def tokens(request):
-    """API tokens (placeholder: being built)."""
-    from django.http import Http404
+    """The owner's API tokens; a new one's secret is shown in the POST's response, and only
+    there (it is stored as a hash: no later page could show it)."""
+    owner = request.user.owner
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    issued = None
+    if form.is_bound and form.is_valid():
+        issued = services.owner_token_issue(owner=owner, name=form.cleaned_data["name"].strip())
+        form = TokenForm()
+    return render(
+        request,
+        "dashboard/tokens.html",
+        {
+            "form": form,
+            "issued": issued,
+            "tokens": owner.tokens.order_by("-created_at", "-id"),
+        },
+        status=201 if issued else _status(form),
+    )
 
-    raise Http404
 
-
-def token_revoke(request, token_id):
-    from django.http import Http404
-
-    raise Http404
+@owner_required
+@require_POST
+def token_revoke(request, token_id: int):
+    # Scoped to the owner: another owner's token is a 404, as if it did not exist.
+    tokens = ApiSecret.objects.filter(
+        owner=request.user.owner, kind=ApiSecret.Kind.OWNER, pk=token_id
+    )
+    token = get_object_or_404(tokens)
+    label = f"{token.name} ({token.hint})" if token.name else token.hint
+    if services.secrets_revoke(secrets=tokens):
+        messages.success(request, f"Revoked the token {label}: the API now refuses it.")
+    else:
+        messages.info(request, f"The token {label} was already revoked.")
+    return redirect("dashboard:tokens")
