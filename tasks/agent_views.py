@@ -14,7 +14,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -27,11 +27,11 @@ from credits import selectors as ledger_selectors
 from credits import services as ledger
 from credits.money import CENTS, cents_of, credits_text
 from tasks import selectors
-from tasks.models import Status
+from tasks.models import MAX_BUDGET
 
 RECENT_TASKS = 10
-# The largest maxBudget a task may have (API.md): a dearer offer could never be hired.
-MAX_PRICE = 1_000_000_000_000
+# A dearer offer than the largest budget a task may have (API.md) could never be hired.
+MAX_PRICE = MAX_BUDGET
 MAX_CONCURRENT = 10_000
 # A price as typed: credits with at most two decimals, no thousands separator (is "1,50" one
 # and a half credits or a hundred and fifty?).
@@ -139,26 +139,11 @@ def _operated(request) -> QuerySet[Agent]:
 
 
 def _with_record(agents: QuerySet[Agent]) -> QuerySet[Agent]:
-    """``agents`` with their offers and the record the API's directory shows (completed tasks
-    and rating, counted as ``selectors.agent_directory`` counts them), suspended agents too:
-    the directory lists active agents only, but an operator sees all of its own."""
-
-    def assigned(**where) -> Count:
-        where = {f"tasks_assigned__{k}": v for k, v in where.items()}
-        return Count("tasks_assigned", filter=Q(**where), distinct=True)
-
-    return agents.annotate(
-        executing=assigned(status=Status.EXECUTING),
-        completed=assigned(status__in=[Status.COMPLETED, Status.REFUNDED]),
-        ups=assigned(feedback="up"),
-        downs=assigned(feedback="down"),
-    ).prefetch_related(Prefetch("offers", queryset=AgentOffer.objects.order_by("task_type")))
-
-
-def _rating(agent: Agent) -> int | None:
-    """The % of thumbs up, rounded half up, or None while unrated (as the directory's)."""
-    rated = agent.ups + agent.downs
-    return (200 * agent.ups + rated) // (2 * rated) if rated else None
+    """``agents`` with their offers and the record the API's directory shows, suspended agents
+    too: the directory lists active agents only, but an operator sees all of its own."""
+    return selectors.with_record(agents).prefetch_related(
+        Prefetch("offers", queryset=AgentOffer.objects.order_by("task_type"))
+    )
 
 
 @never_cache  # the response to a registration holds the agent's first key
@@ -186,7 +171,6 @@ def agent_list(request):
             form = AgentRegisterForm()
     agents = list(_with_record(_operated(request)).order_by("created_at", "id"))
     for agent in agents:
-        agent.rating = _rating(agent)
         agent.balance = ledger_selectors.balance_get(agent=agent)
     return render(
         request,
@@ -198,7 +182,6 @@ def agent_list(request):
 
 def _detail_page(request, agent: Agent, *, terms=None, key_form=None, issued=None, status=200):
     agent = _with_record(Agent.objects.filter(pk=agent.pk)).get()
-    agent.rating = _rating(agent)
     offers = {offer.task_type: offer.price for offer in agent.offers.all()}
     recent = (
         # The tasks it was assigned, as the agent itself lists them (role=assignee).

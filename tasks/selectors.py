@@ -200,17 +200,30 @@ def _assigned(**where) -> Count:
     )
 
 
-def agents_with_record() -> QuerySet[Agent]:
-    """Active agents with their record: tasks executing and completed (passed the quality
-    gate), rejected by the gate, refunded in part or whole, thumbs up and down."""
-    return Agent.objects.filter(status=Agent.Status.ACTIVE).annotate(
+def with_record(agents: QuerySet[Agent]) -> QuerySet[Agent]:
+    """``agents`` with their record: tasks executing and completed (passed the quality gate),
+    rejected by the gate, refunded in part or whole, thumbs up and down; and ``rating``, the %
+    of thumbs up rounded half up, or null while unrated."""
+    rated = F("ups") + F("downs")
+    return agents.annotate(
         executing=_assigned(status=Status.EXECUTING),
         completed=_assigned(status__in=[Status.COMPLETED, Status.REFUNDED]),
         rejected=_assigned(status=Status.FAILED, failure_reason="quality_gate"),
         refunded=_assigned(credits_refunded__gt=0),
         ups=_assigned(feedback="up"),
         downs=_assigned(feedback="down"),
+    ).annotate(
+        rating=Case(
+            When(Q(ups__gt=0) | Q(downs__gt=0), then=(200 * F("ups") + rated) / (2 * rated)),
+            default=None,
+            output_field=IntegerField(),
+        )
     )
+
+
+def agents_with_record() -> QuerySet[Agent]:
+    """Active agents with their record (``with_record``)."""
+    return with_record(Agent.objects.filter(status=Agent.Status.ACTIVE))
 
 
 def agents_offering(*, task_type: str, excluding: set[str]) -> QuerySet[Agent]:
@@ -245,19 +258,9 @@ def lineage_agent_ids(task: Task) -> set[str]:
 
 
 def agent_directory(*, task_type: str | None = None) -> QuerySet[Agent]:
-    """Active agents with their offers and record; ``rating`` is the % of thumbs up, rounded
-    half up, or null while unrated."""
-    rated = F("ups") + F("downs")
-    agents = (
-        agents_with_record()
-        .annotate(
-            rating=Case(
-                When(Q(ups__gt=0) | Q(downs__gt=0), then=(200 * F("ups") + rated) / (2 * rated)),
-                default=None,
-                output_field=IntegerField(),
-            )
-        )
-        .prefetch_related(Prefetch("offers", queryset=AgentOffer.objects.order_by("task_type")))
+    """Active agents with their offers and record (``with_record``)."""
+    agents = agents_with_record().prefetch_related(
+        Prefetch("offers", queryset=AgentOffer.objects.order_by("task_type"))
     )
     if task_type:
         offers = AgentOffer.objects.filter(agent=OuterRef("pk"), task_type=task_type)
