@@ -101,6 +101,7 @@ def task_detail(request, task_id: str):
     now = timezone.now()
     deadline = task.feedback_refund_deadline
     events = list(selectors.event_list(task=task))
+    seconds_left = max(0, int((deadline - now).total_seconds())) if deadline else 0
     return render(
         request,
         "dashboard/task_detail.html",
@@ -114,7 +115,8 @@ def task_detail(request, task_id: str):
             "can_cancel": task.status in (Status.SUBMITTED, Status.ROUTING),
             "can_give_feedback": task.status == Status.COMPLETED and not task.feedback,
             "refund_deadline": deadline if deadline and now < deadline else None,
-            "refund_seconds_left": int((deadline - now).total_seconds()) if deadline else 0,
+            "refund_seconds_left": seconds_left,
+            "refund_time_left": "{}:{:02d}".format(*divmod(seconds_left, 60)),
         },
     )
 
