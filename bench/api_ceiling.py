@@ -186,15 +186,43 @@ def pgbench(db: dict, script: str, args) -> float:
     return float(found.group(1))
 
 
-def pgbench_schema(db: dict, owners: int) -> None:
+def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
+    """Copies of City's tables with the run's rows (bench/sql/schema.sql), and ``bench_keys``:
+    owner n's secret, task, accounts and the agent it hires, as pgbench's scripts pick them."""
     import psycopg
 
+    from city.identity.ids import secret_hash
+    from credits.models import Account
+    from tasks.models import Task
+
+    keys = []
+    for n, (token, task_id) in enumerate(zip(tokens, task_ids, strict=True), start=1):
+        task = Task.objects.get(pk=task_id)
+        accounts = dict(
+            Account.objects.filter(owner_id=task.caller_owner_id).values_list("kind", "pk")
+        )
+        keys.append(
+            (
+                n,
+                secret_hash(token),
+                task.caller_owner_id,
+                task_id,
+                accounts["pool"],
+                accounts["escrow"],
+                task.agent_id,
+            )
+        )
     with psycopg.connect(dbname=db["NAME"], autocommit=True, **server_params(db)) as conn:
-        schema = (SQL / "schema.sql").read_text().replace(":owners", str(owners))
+        schema = (SQL / "schema.sql").read_text()
         for statement in schema.split(";\n"):
             statement = "\n".join(
                 line for line in statement.splitlines() if not line.startswith("--")
             ).strip()
+            if statement.startswith("VACUUM"):
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", keys
+                    )
             if statement:
                 conn.execute(statement)
 
@@ -298,7 +326,7 @@ def main(kind: str, argv: list[str]) -> int:
         except redis.RedisError as exc:
             raise Refused(f"Redis is needed at {args.redis_url}: {exc}") from None
         tokens, agents, tasks = people(args.owners)
-        pgbench_schema(db, args.owners)
+        pgbench_schema(db, tokens, tasks)
     except Refused as exc:
         print(f"bench/{kind}: {exc}", file=sys.stderr)
         return 2

@@ -1,38 +1,32 @@
--- The tables pgbench's scripts run on: City's hot paths' shapes (bench/api_ceiling.py).
-DROP TABLE IF EXISTS bench_entry, bench_event, bench_task, bench_hold, bench_account, bench_secret,
-    bench_offer, bench_agent;
-CREATE TABLE bench_secret (id serial PRIMARY KEY, secret_hash varchar(64) UNIQUE NOT NULL,
-    owner_id int NOT NULL, last_used_at timestamptz);
-CREATE TABLE bench_agent (id serial PRIMARY KEY, name varchar(200) NOT NULL,
-    status varchar(16) NOT NULL, max_concurrent int NOT NULL);
-CREATE TABLE bench_offer (id serial PRIMARY KEY, agent_id int NOT NULL, task_type varchar(64) NOT NULL,
-    price bigint NOT NULL, UNIQUE (agent_id, task_type));
-CREATE TABLE bench_account (id serial PRIMARY KEY, owner_id int NOT NULL, kind varchar(16) NOT NULL,
-    balance bigint NOT NULL);
-CREATE INDEX ON bench_account (owner_id, kind);
-CREATE TABLE bench_hold (id bigserial PRIMARY KEY, reference varchar(128) UNIQUE NOT NULL,
-    payer_id int NOT NULL, amount bigint NOT NULL, status varchar(16) NOT NULL,
-    created_at timestamptz NOT NULL);
-CREATE TABLE bench_task (id varchar(32) PRIMARY KEY, task_type varchar(64) NOT NULL,
-    status varchar(16) NOT NULL, input jsonb NOT NULL, max_budget bigint NOT NULL,
-    owner_id int NOT NULL, agent_id int, hold_id bigint NOT NULL, created_at timestamptz NOT NULL);
-CREATE INDEX ON bench_task (owner_id, created_at);
-CREATE TABLE bench_entry (id bigserial PRIMARY KEY, account_id int NOT NULL, amount bigint NOT NULL,
-    kind varchar(16) NOT NULL, subject varchar(64) NOT NULL, created_at timestamptz NOT NULL);
-CREATE INDEX ON bench_entry (account_id, id);
-CREATE TABLE bench_event (id bigserial PRIMARY KEY, task_id varchar(32) NOT NULL,
-    type varchar(32) NOT NULL, data jsonb NOT NULL, created_at timestamptz NOT NULL);
-CREATE INDEX ON bench_event (task_id, id);
-INSERT INTO bench_secret (secret_hash, owner_id)
-    SELECT md5(i::text) || md5((i + 1)::text), i FROM generate_series(1, :owners) i;
-INSERT INTO bench_agent (name, status, max_concurrent)
-    SELECT 'agent ' || i, 'active', 1000000000 FROM generate_series(1, 8) i;
-INSERT INTO bench_offer (agent_id, task_type, price) SELECT id, 'code_review', 100 FROM bench_agent;
-INSERT INTO bench_account (owner_id, kind, balance)
-    SELECT i, k, 1000000000000 FROM generate_series(1, :owners) i, (VALUES ('pool'), ('escrow')) v(k);
-INSERT INTO bench_hold (reference, payer_id, amount, status, created_at)
-    VALUES ('seed', 1, 0, 'open', now());
-INSERT INTO bench_task (id, task_type, status, input, max_budget, owner_id, agent_id, hold_id, created_at)
-    SELECT 'seed' || i, 'code_review', 'submitted', '{"description": "Review this"}', 500, i, 1, 1, now()
-    FROM generate_series(1, :owners) i;
+-- The tables pgbench's scripts run on: copies of City's own (LIKE ... INCLUDING ALL: the same
+-- columns, types, defaults, constraints but foreign keys, and indexes), filled with the rows the
+-- run seeded through City's services, so that a statement here is the one the ORM sends there.
+DROP TABLE IF EXISTS bench_apisecret, bench_owner, bench_user, bench_agent, bench_agentoffer,
+    bench_account, bench_transaction, bench_entry, bench_hold, bench_task, bench_taskevent,
+    bench_keys;
+CREATE TABLE bench_apisecret (LIKE identity_apisecret INCLUDING ALL);
+CREATE TABLE bench_owner (LIKE identity_owner INCLUDING ALL);
+CREATE TABLE bench_user (LIKE auth_user INCLUDING ALL);
+CREATE TABLE bench_agent (LIKE identity_agent INCLUDING ALL);
+CREATE TABLE bench_agentoffer (LIKE identity_agentoffer INCLUDING ALL);
+CREATE TABLE bench_account (LIKE credits_account INCLUDING ALL);
+CREATE TABLE bench_transaction (LIKE credits_transaction INCLUDING ALL);
+CREATE TABLE bench_entry (LIKE credits_entry INCLUDING ALL);
+CREATE TABLE bench_hold (LIKE credits_hold INCLUDING ALL);
+CREATE TABLE bench_task (LIKE tasks_task INCLUDING ALL);
+CREATE TABLE bench_taskevent (LIKE tasks_taskevent INCLUDING ALL);
+INSERT INTO bench_apisecret SELECT * FROM identity_apisecret;
+INSERT INTO bench_owner SELECT * FROM identity_owner;
+INSERT INTO bench_user SELECT * FROM auth_user;
+INSERT INTO bench_agent SELECT * FROM identity_agent;
+INSERT INTO bench_agentoffer SELECT * FROM identity_agentoffer;
+INSERT INTO bench_account SELECT * FROM credits_account;
+INSERT INTO bench_task SELECT * FROM tasks_task;
+-- New rows take ids after the copied ones.
+SELECT setval(pg_get_serial_sequence('bench_hold', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM credits_hold));
+SELECT setval(pg_get_serial_sequence('bench_transaction', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM credits_transaction));
+-- The run's owners, numbered 1..N as pgbench picks them: each one's secret, task and accounts.
+CREATE TABLE bench_keys (n int PRIMARY KEY, secret_hash varchar(64) NOT NULL,
+    owner_id varchar(32) NOT NULL, task_id varchar(32) NOT NULL, pool_id int NOT NULL,
+    escrow_id int NOT NULL, agent_id varchar(32) NOT NULL);
 VACUUM ANALYZE;

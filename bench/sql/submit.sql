@@ -1,15 +1,18 @@
--- One submit (a direct hire) as the ORM sends it: key lookup, the agent and its offer, lock the accounts, hold + two ledger rows,
--- balances, the task, its two events, commit (bench/submit).
-\set owner random(1, :owners)
-\set n random(1, 2000000000)
-\set agent random(1, 8)
-SELECT id, owner_id FROM bench_secret WHERE secret_hash = md5(:owner::text) || md5((:owner + 1)::text);
+-- One POST /api/v1/tasks (a direct hire) as the ORM sends it (bench/submit): the caller's
+-- secret, then in one transaction the agent and its offer, the caller's accounts locked, the
+-- hold's transaction, its two ledger rows, the balances, the hold, the task (already assigned)
+-- and its two events. Parameters come from bench_keys; new ids from pgbench's client and a
+-- random number.
+\set n random(1, :owners)
+\set r random(1, 2000000000)
+SELECT s.*, o.*, u.*, a.*, o2.* FROM bench_apisecret s LEFT OUTER JOIN bench_owner o ON (s.owner_id = o.id) LEFT OUTER JOIN bench_user u ON (o.user_id = u.id) LEFT OUTER JOIN bench_agent a ON (s.agent_id = a.id) LEFT OUTER JOIN bench_owner o2 ON (a.operator_id = o2.id) WHERE (s.revoked_at IS NULL AND s.secret_hash = (SELECT secret_hash FROM bench_keys WHERE n = :n)) ORDER BY s.id ASC LIMIT 1;
 BEGIN;
-SELECT o.id, o.price, a.id, a.name, a.status, a.max_concurrent FROM bench_offer o JOIN bench_agent a ON o.agent_id = a.id WHERE o.agent_id = :agent AND o.task_type = 'code_review' AND a.status = 'active';
-SELECT id, kind, balance FROM bench_account WHERE owner_id = :owner AND kind IN ('pool', 'escrow') ORDER BY id FOR UPDATE;
-INSERT INTO bench_hold (reference, payer_id, amount, status, created_at) VALUES ('task:' || :client_id || '-' || :n || '-' || txid_current(), :owner, 500, 'open', now()) RETURNING id;
-INSERT INTO bench_entry (account_id, amount, kind, subject, created_at) SELECT * FROM UNNEST(ARRAY[:owner * 2 - 1, :owner * 2], ARRAY[-500, 500]::bigint[], ARRAY['hold', 'hold'], ARRAY['t', 't'], ARRAY[now(), now()]);
-UPDATE bench_account SET balance = CASE WHEN kind = 'pool' THEN balance - 500 ELSE balance + 500 END WHERE owner_id = :owner AND kind IN ('pool', 'escrow');
-INSERT INTO bench_task (id, task_type, status, input, max_budget, owner_id, agent_id, hold_id, created_at) VALUES (:client_id || '-' || :n || '-' || txid_current(), 'code_review', 'submitted', '{"description": "Review this snippet", "code": "x = 1"}', 500, :owner, :agent, currval('bench_hold_id_seq'), now());
-INSERT INTO bench_event (task_id, type, data, created_at) SELECT * FROM UNNEST(ARRAY['t', 't'], ARRAY['submit', 'assign'], ARRAY['{}', '{}']::jsonb[], ARRAY[now(), now()]);
+SELECT f.*, a.* FROM bench_agentoffer f INNER JOIN bench_agent a ON (f.agent_id = a.id) WHERE (f.agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n) AND f.task_type = 'code_review' AND a.status = 'active') LIMIT 21;
+SELECT * FROM bench_account WHERE (owner_id = (SELECT owner_id FROM bench_keys WHERE n = :n) AND kind IN ('pool', 'escrow')) ORDER BY id ASC FOR UPDATE;
+INSERT INTO bench_transaction (kind, reference, subject, memo, created_at) VALUES ('hold', 'task:' || :client_id || '-' || :r || '-' || txid_current() || ':hold', :client_id || '-' || :r, '', now()) RETURNING id;
+INSERT INTO bench_entry (transaction_id, account_id, amount, kind, subject, balance_after, created_at) SELECT * FROM UNNEST(ARRAY[lastval(), lastval()]::bigint[], ARRAY[(SELECT pool_id FROM bench_keys WHERE n = :n), (SELECT escrow_id FROM bench_keys WHERE n = :n)]::bigint[], ARRAY[-500, 500]::bigint[], ARRAY['hold', 'hold']::varchar[], ARRAY['s', 's']::varchar[], ARRAY[999999000, 1000]::bigint[], ARRAY[now(), now()]::timestamptz[]);
+UPDATE bench_account SET balance = (CASE WHEN kind = 'pool' THEN balance - 500 WHEN kind = 'escrow' THEN balance + 500 ELSE NULL END)::bigint WHERE id IN ((SELECT pool_id FROM bench_keys WHERE n = :n), (SELECT escrow_id FROM bench_keys WHERE n = :n));
+INSERT INTO bench_hold (reference, subject, payer_id, escrow_id, amount, status, payee_id, charged, fee, refunded, created_at, settled_at) VALUES ('task:' || :client_id || '-' || :r || '-' || txid_current(), :client_id || '-' || :r, (SELECT pool_id FROM bench_keys WHERE n = :n), (SELECT escrow_id FROM bench_keys WHERE n = :n), 500, 'open', NULL, 0, 0, 0, now(), NULL) RETURNING id;
+INSERT INTO bench_task (id, task_type, status, input, output, max_budget, price, caller_owner_id, caller_agent_id, agent_id, direct_hire, routing_since, route_attempts, next_route_at, excluded_agent_ids, execution_timeout, parent_id, hold_id, sandbox_id, credits_held, credits_charged, credits_refunded, quality_score, quality_reasons, self_reported_quality_score, execution_time_ms, failure_reason, error_message, feedback, feedback_at, created_at, updated_at, assigned_at, started_at, completed_at, finished_at) VALUES (:client_id || '-' || :r || '-' || txid_current(), 'code_review', 'submitted', '{"description": "Review this snippet", "code": "x = 1"}', NULL, 500, 100, (SELECT owner_id FROM bench_keys WHERE n = :n), NULL, (SELECT agent_id FROM bench_keys WHERE n = :n), true, NULL, 0, NULL, '[]', NULL, NULL, lastval(), '', 500, NULL, 0, NULL, '[]', NULL, NULL, '', '', '', NULL, now(), now(), now(), NULL, NULL, NULL);
+INSERT INTO bench_taskevent (task_id, type, from_status, to_status, actor, data, created_at) SELECT * FROM UNNEST(ARRAY[:client_id || '-' || :r, :client_id || '-' || :r]::varchar[], ARRAY['submit', 'assign']::varchar[], ARRAY['', 'submitted']::varchar[], ARRAY['submitted', 'submitted']::varchar[], ARRAY['owner:o', 'owner:o']::varchar[], ARRAY['{"maxBudget": 500, "routing": "direct"}', '{"agentId": "a", "price": 100, "direct": true}']::jsonb[], ARRAY[now(), now()]::timestamptz[]);
 COMMIT;
