@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Case,
     CharField,
@@ -25,6 +26,7 @@ from django.db.models import (
 )
 from django.db.models.lookups import LessThanOrEqual
 
+from city.api.prepared import Prepared
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
 from tasks.errors import TaskNotFound
@@ -64,6 +66,47 @@ def task_list(*, principal: Principal, status: str | None = None, role: str | No
     return tasks.order_by("-created_at", "-id")
 
 
+def _tally_scopes(principal: Principal, role: str | None) -> list[tuple[str, int]]:
+    """The tally's scopes whose counts, each times its sign, add up to ``task_list``'s tasks."""
+    if not principal.is_agent:
+        return [(f"owner:{principal.owner.pk}", 1)]
+    pk = principal.agent.pk
+    if role == "caller":
+        return [(f"caller:{pk}", 1)]
+    if role == "assignee":
+        return [(f"assignee:{pk}", 1)]
+    # Visible as caller or as assignee: a task that is both is in each, and counted once.
+    return [(f"caller:{pk}", 1), (f"assignee:{pk}", 1), (f"both:{pk}", -1)]
+
+
+def task_total(*, principal: Principal, status: str | None = None, role: str | None = None) -> int:
+    """How many tasks ``task_list`` lists, exactly, without counting them.
+
+    On PostgreSQL from the tally the database keeps (``tasks_tally``, migration
+    ``tasks.0002``): a sum over a few dozen rows however many tasks there are, where
+    ``COUNT(*)`` grows with them (an owner with 1,000,000 tasks: some 150 ms, 2 s with a status
+    filter). The tally is written by triggers in each task write's own transaction, so it is as
+    exact as the count, in the same snapshot. Elsewhere (SQLite: tests and development), the
+    count.
+    """
+    if connection.vendor != "postgresql":
+        return task_list(principal=principal, status=status, role=role).count()
+    scopes = _tally_scopes(principal, role)
+    signs = " ".join("WHEN %s THEN %s" for _ in scopes)
+    sql = (
+        f"SELECT COALESCE(SUM(CASE scope {signs} END * tasks), 0) FROM tasks_tally "
+        "WHERE scope = ANY(%s)"
+    )
+    params = [value for scope_sign in scopes for value in scope_sign]
+    params.append([scope for scope, _ in scopes])
+    if status:
+        sql += " AND status = %s"
+        params.append(status)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
 def task_search(*, principal: Principal, status: str | None = None, query: str | None = None):
     """The dashboard's list: ``task_list`` narrowed to tasks whose id, type or description
     contains ``query``."""
@@ -77,10 +120,26 @@ def task_search(*, principal: Principal, status: str | None = None, query: str |
     return tasks
 
 
+# The read every task endpoint starts with, compiled once (city.api.prepared); ``visible_to``
+# written out per kind of principal.
+_OWNERS_TASK = Prepared(
+    lambda owner_id, task_id: Task.objects.filter(caller_owner_id=owner_id, pk=task_id)
+)
+_AGENTS_TASK = Prepared(
+    lambda agent_id, task_id: Task.objects.filter(
+        Q(caller_agent_id=agent_id) | Q(agent_id=agent_id), pk=task_id
+    )
+)
+
+
 def task_visible(*, principal: Principal, task_id: str, for_update: bool = False) -> Task:
     """The task if ``principal`` may see it, else ``TaskNotFound`` (no existence oracle)."""
-    tasks = Task.objects.select_for_update() if for_update else Task.objects
-    task = tasks.filter(visible_to(principal), pk=task_id).first()
+    if for_update:
+        task = Task.objects.select_for_update().filter(visible_to(principal), pk=task_id).first()
+    elif principal.is_agent:
+        task = _AGENTS_TASK.first(agent_id=principal.agent.pk, task_id=task_id)
+    else:
+        task = _OWNERS_TASK.first(owner_id=principal.owner.pk, task_id=task_id)
     if task is None:
         raise TaskNotFound(task_id)
     return task

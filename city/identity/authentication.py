@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from city.api.prepared import Prepared
 from city.api.throttling import seconds_left_in_window, window_count
 from city.identity.ids import secret_hash
 from city.identity.models import ApiSecret
@@ -50,6 +51,16 @@ def _failure_key(request) -> str:
     return f"authfail:{client_address(request)}"
 
 
+# Every authenticated request runs this lookup: compiled once (city.api.prepared).
+_LIVE_SECRET = Prepared(
+    lambda secret_hash: (
+        ApiSecret.objects.select_related("owner__user", "agent__operator")
+        .filter(secret_hash=secret_hash, revoked_at__isnull=True)
+        .order_by("pk")[:1]
+    )
+)
+
+
 class SecretAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -61,11 +72,7 @@ class SecretAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Use 'Authorization: Bearer <secret>'.", code="malformed_authorization"
             )
-        record = (
-            ApiSecret.objects.select_related("owner__user", "agent__operator")
-            .filter(secret_hash=secret_hash(secret), revoked_at__isnull=True)
-            .first()
-        )
+        record = _LIVE_SECRET.first(secret_hash=secret_hash(secret))
         if record is None:
             # Only failures count against the address, so a guesser is slowed down while a
             # valid secret from the same address (a shared NAT, an office) is never refused.
