@@ -7,8 +7,10 @@ window is one atomic increment.
 
 from __future__ import annotations
 
+import threading
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -41,13 +43,24 @@ def window_count(key: str) -> int:
 
 
 def _redis_client(key: str):
-    """The redis-py client behind Django's Redis cache, or None with another cache (which
-    counts with add and incr, two calls). The counter is stored as Django's RedisCache stores an
-    int (plain, so INCR works and ``cache.get`` reads it back)."""
+    """A redis-py client on the Redis of Django's cache, or None with another cache (which counts
+    with add and incr, two calls). One per process: Django's cache handler is per thread, and
+    under ASGI every request has a thread of its own, so the cache's own client would open a
+    connection per request. The counter is stored as Django's RedisCache stores an int (plain,
+    so INCR works and ``cache.get`` reads it back)."""
+    global _client
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None
-    return backend._cache.get_client(key, write=True)
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = redis.Redis.from_url(backend._servers[0])
+    return _client
+
+
+_client = None
+_client_lock = threading.Lock()
 
 
 def window_peek(key: str) -> int:

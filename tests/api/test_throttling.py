@@ -3,6 +3,8 @@ On Redis (production's cache) a count is one round trip: INCR, and an expiry set
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.core.cache import caches
 
@@ -17,12 +19,12 @@ def redis_cache(settings):
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": settings.REDIS_URL,
-            "KEY_PREFIX": "city-test-throttle",
+            # A prefix of the test's own: its counters start at zero and touch nothing else
+            # (Django's clear() would flush the whole Redis database).
+            "KEY_PREFIX": f"city-test-throttle-{uuid.uuid4().hex}",
         }
     }
-    caches["default"].clear()
-    yield caches["default"]
-    caches["default"].clear()
+    return caches["default"]
 
 
 def test_counts_per_minute_in_the_local_cache(clock):
