@@ -242,6 +242,11 @@ FEEDBACK_REFUND_WINDOW_SECONDS = env_int("FEEDBACK_REFUND_WINDOW_SECONDS", 600)
 PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 1000)
 if not 0 <= PLATFORM_FEE_BPS <= 10000:
     raise ImproperlyConfigured("PLATFORM_FEE_BPS must be between 0 and 10000")
+# The platform's fee income is kept in this many accounts, a capture's fee going to one by its
+# hold: captures at once lock different rows (docs/performance.md).
+FEE_ACCOUNT_SHARDS = env_int("FEE_ACCOUNT_SHARDS", 8)
+if not 1 <= FEE_ACCOUNT_SHARDS <= 1000:
+    raise ImproperlyConfigured("FEE_ACCOUNT_SHARDS must be between 1 and 1000")
 QUALITY_PASS_SCORE = env_int("QUALITY_PASS_SCORE", 60)
 QUALITY_EVALUATOR = env_str("QUALITY_EVALUATOR", "tasks.quality.HeuristicEvaluator")
 SANDBOX_PROVIDER = env_str("SANDBOX_PROVIDER", "local")

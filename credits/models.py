@@ -35,6 +35,9 @@ class Account(models.Model):
     owner = models.ForeignKey(Owner, models.PROTECT, null=True, blank=True, related_name="accounts")
     agent = models.ForeignKey(Agent, models.PROTECT, null=True, blank=True, related_name="accounts")
     balance = models.BigIntegerField(default=0)
+    # The platform's fee income is split over FEE_ACCOUNT_SHARDS accounts, so that captures
+    # running at once do not all queue for one row's lock; 0 for every other account.
+    shard = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -51,7 +54,9 @@ class Account(models.Model):
                 name="account_agent_kind",
             ),
             models.UniqueConstraint(
-                fields=["kind"], condition=Q(kind__in=["fees", "funding"]), name="account_platform"
+                fields=["kind", "shard"],
+                condition=Q(kind__in=["fees", "funding"]),
+                name="account_platform",
             ),
             # Only funding may run negative by design, and agents' earnings through clawbacks;
             # fees can dip below zero only if a refund outruns them, which the ledger allows.
@@ -126,6 +131,11 @@ class Hold(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     payee = models.ForeignKey(
         Account, models.PROTECT, null=True, blank=True, related_name="holds_received"
+    )
+    # The platform fee account the capture paid the fee into (one of FEE_ACCOUNT_SHARDS): a
+    # refund takes the fee's share back out of the same one. Null before capture.
+    fee_account = models.ForeignKey(
+        Account, models.PROTECT, null=True, blank=True, related_name="holds_feeing"
     )
     charged = models.BigIntegerField(default=0)
     fee = models.BigIntegerField(default=0)

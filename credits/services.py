@@ -85,9 +85,23 @@ def accounts_open(*, owner: Owner | None = None, agent: Agent | None = None) -> 
             Account.objects.get_or_create(**holder, kind=kind)
 
 
-def platform_account(kind: str) -> Account:
-    account, _ = Account.objects.get_or_create(kind=kind, owner=None, agent=None)
+def platform_account(kind: str, shard: int = 0) -> Account:
+    account, _ = Account.objects.get_or_create(kind=kind, shard=shard, owner=None, agent=None)
     return account
+
+
+def fee_accounts_open() -> None:
+    """Open every fee account at once (one statement), the first time a fee needs one."""
+    Account.objects.bulk_create(
+        [Account(kind=Account.Kind.FEES, shard=n) for n in range(settings.FEE_ACCOUNT_SHARDS)],
+        ignore_conflicts=True,
+    )
+
+
+def fee_shard(hold: Hold) -> int:
+    """Which of the platform's fee accounts a hold's capture pays its fee into: spread by hold,
+    so that captures at once lock different rows."""
+    return hold.pk % settings.FEE_ACCOUNT_SHARDS
 
 
 # The posting primitive
@@ -249,14 +263,15 @@ def hold_capture(*, hold: Hold, price: int, payee_id: str) -> Hold:
         raise HoldNotOpen(f"Hold {hold.reference} is {hold.status}, not open.")
     if not 0 <= price <= hold.amount:
         raise InvalidAmount(f"Price {price} is outside 0..{hold.amount}.")
+    shard = fee_shard(hold)
     locked = _lock(
         Q(pk__in=[hold.payer_id, hold.escrow_id])
         | Q(agent_id=payee_id, kind=Account.Kind.EARNINGS)
-        | Q(kind=Account.Kind.FEES),
+        | Q(kind=Account.Kind.FEES, shard=shard, owner=None, agent=None),
         expect=4,
         open_missing=lambda: (
             accounts_open(agent=Agent(pk=payee_id)),
-            platform_account(Account.Kind.FEES),
+            fee_accounts_open(),
         ),
     )
     payee_account = _one(locked, agent_id=payee_id, kind=Account.Kind.EARNINGS)
@@ -277,10 +292,11 @@ def hold_capture(*, hold: Hold, price: int, payee_id: str) -> Hold:
     )
     hold.status = Hold.Status.CAPTURED
     hold.payee = payee_account
+    hold.fee_account = fees
     hold.charged = price
     hold.fee = fee
     hold.settled_at = timezone.now()
-    hold.save(update_fields=["status", "payee", "charged", "fee", "settled_at"])
+    hold.save(update_fields=["status", "payee", "fee_account", "charged", "fee", "settled_at"])
     return hold
 
 
@@ -333,10 +349,17 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
         hold.refunded * hold.fee // hold.charged
     )
     from_payee = amount - from_fees
+    # The fee comes back out of the account the capture paid it into (before fee accounts were
+    # split, the one fee account, shard 0).
+    fee_account = (
+        Q(pk=hold.fee_account_id)
+        if hold.fee_account_id is not None
+        else Q(kind=Account.Kind.FEES, shard=0, owner=None, agent=None)
+    )
     locked = _lock(
-        Q(pk__in=[hold.payer_id, hold.payee_id]) | Q(kind=Account.Kind.FEES),
+        Q(pk__in=[hold.payer_id, hold.payee_id]) | fee_account,
         expect=3,
-        open_missing=_never,
+        open_missing=fee_accounts_open,
     )
     fees = _one(locked, kind=Account.Kind.FEES)
     _post(

@@ -10,6 +10,8 @@ quality check runs after the commit (eagerly in tests), so the settled task is r
 
 from __future__ import annotations
 
+from django.db.models import Sum
+
 from credits.models import Account
 from tests.contract import error_types
 from tests.factories import GOOD_OUTPUT, error_of, task_body
@@ -66,9 +68,8 @@ def entries(principal) -> list[tuple[str, int]]:
 
 
 def platform_fees() -> int:
-    """What the platform's fee account holds (0 before any fee was taken)."""
-    account = Account.objects.filter(kind="fees").first()
-    return account.balance if account is not None else 0
+    """What the platform's fee accounts hold together (0 before any fee was taken)."""
+    return Account.objects.filter(kind="fees").aggregate(s=Sum("balance", default=0))["s"]
 
 
 # The assigned agent's work

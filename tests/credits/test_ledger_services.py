@@ -24,6 +24,12 @@ def earnings(bot) -> Account:
     return Account.objects.get(agent=bot.agent, kind=Account.Kind.EARNINGS)
 
 
+@pytest.fixture(autouse=True)
+def _one_fee_account(settings):
+    """The arithmetic of movements, over one fee account (test_fee_shards.py splits it)."""
+    settings.FEE_ACCOUNT_SHARDS = 1
+
+
 def platform(kind: str) -> Account:
     return Account.objects.get(kind=kind, owner=None, agent=None)
 
