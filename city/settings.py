@@ -185,6 +185,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker keeps its database connections across jobs: Celery's Django fixup otherwise closes
+# them (and, in a prefork child, the whole pool) before and after every job, so each job opened
+# new sessions (docs/performance.md, "lifecycle"). Recycled every 1,000 jobs; one that finds a
+# dead connection fails, and acks_late and the sweeps run it again.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
     "tasks-sweep-timeouts": {"task": "tasks.jobs.sweep_timeouts", "schedule": 30.0},
     "api-purge-idempotency-keys": {

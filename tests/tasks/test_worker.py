@@ -134,3 +134,38 @@ def test_it_runs_a_quality_check_again_when_its_pool_process_is_killed(
     # acks_late with reject_on_worker_lost: the worker puts the job back on its queue at once,
     # and a new pool process runs it (the evaluator stalls only the first time).
     _assert_paid_once(alice, rex, tid)
+
+
+def worker_sessions(name: str) -> list:
+    """When each PostgreSQL session still open under application name ``name`` started."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT backend_start FROM pg_stat_activity WHERE application_name = %s", [name]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_worker_keeps_its_database_connection_from_job_to_job(start_worker, alice, rex):
+    # A prefork worker, as the Procfile runs it: Celery's Django fixup closes the connection
+    # pool of a prefork child around every job unless CELERY_DB_REUSE_MAX says otherwise.
+    name = f"city-test-worker-{os.getpid()}"
+    start_worker("prefork", PGAPPNAME=name)
+    tid = submit(alice, agentId=rex.id)["id"]
+    start(rex, tid)
+    hand_in(rex, tid)
+    wait_for(lambda: settled(alice, tid), "the first quality check")
+    wait_for(lambda: no_live_sandbox(tid), "the first cleanup")
+    first = worker_sessions(name)
+
+    tids = [submit(alice, agentId=rex.id)["id"] for _ in range(4)]
+    for tid in tids:
+        start(rex, tid)
+        hand_in(rex, tid)
+    for tid in tids:
+        wait_for(lambda tid=tid: settled(alice, tid), "the quality checks")
+        wait_for(lambda tid=tid: no_live_sandbox(tid), "the cleanups")
+
+    # Eight more jobs (a quality check and a cleanup per task) on the sessions of the first.
+    assert first and worker_sessions(name) == first
