@@ -25,12 +25,16 @@ server on this Redis takes its jobs or its events. No ``beat``: nothing here tim
 
 The final line is the figure:
 
-    lifecycle: 41.2 tasks/s completed = 27.3% of the submit rate 150.9/s (two workers, 0 errors)
+    lifecycle: 12.7 tasks/s completed = 17.6% of the submit rate 71.9/s (two workers, 0 errors)
 
-Before it, where the time went: each HTTP step's latency, the quality check's time from the
-``complete`` event to the ``pass`` event (queue and job), the jobs' own run time (from the
-worker's log), and the CPU each process group used per task (client, web, worker, PostgreSQL's
-backends for this database, Redis) against the machine's.
+Before it, where the time went: each HTTP step's latency (p50/mean), the quality check's time
+from the ``complete`` event to the ``pass`` event (the job's queueing, the job and the commits),
+the jobs' own run time (Celery's ``succeeded in`` in the worker's log), and, per counted item,
+the CPU each process group used over the timed window (from ``/proc``): this client, the web
+processes, the worker and its pool, PostgreSQL's backends of this database, backends that exited
+meanwhile (reaped by the postmaster: any database's, so an upper bound), Redis, and the whole
+machine with its busy cores (what the others on it took shows as the difference), and the
+PostgreSQL sessions opened per item (``pg_stat_database.sessions``).
 
     bench/lifecycle [--seconds 15] [--concurrency 8] [--wait stream|poll] [--json]
 
@@ -126,16 +130,17 @@ def workers_start(args) -> list[subprocess.Popen]:
     for n in range(args.worker_processes):
         log = Path(str(WORKER_LOG).format(n=n))
         log.parent.mkdir(exist_ok=True)
-        processes.append(
-            subprocess.Popen(
-                ["sh", "-c", f"exec {command}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        with log.open("w") as out:
+            processes.append(
+                subprocess.Popen(
+                    ["sh", "-c", f"exec {command}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
-        )
     deadline = time.monotonic() + 60
     for n, process in enumerate(processes):
         log = Path(str(WORKER_LOG).format(n=n))
@@ -257,10 +262,9 @@ class Groups:
         }
         busy, total = _machine()
         groups = {g: {p: _cpu_of(p) for p in ps} for g, ps in pids.items()}
-        if self.postmaster:
-            # Backends that exited meanwhile (a worker reconnecting per job): the postmaster
-            # reaps them, and their CPU time adds up there (any database's, this run's mostly).
-            groups["postgres"][-self.postmaster] = _reaped_cpu_of(self.postmaster)
+        # Backends that exited meanwhile (a worker reconnecting per job): the postmaster reaps
+        # them and their CPU time adds up there, whatever their database: an upper bound.
+        groups["pg-exited"] = {self.postmaster: _reaped_cpu_of(self.postmaster or 0)}
         return {
             "groups": groups,
             "client": time.process_time(),
@@ -576,12 +580,12 @@ def _workers_words(processes: int, concurrency: int) -> str:
 
 
 def redis_forget(redis_url: str, queue: str) -> None:
-    """The run's queue and its binding: nothing should be left in them, and nothing will
-    consume them again."""
+    """The run's queue and its bindings (kombu's keys): nothing is left in them, and nothing
+    will consume them again."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    client.delete(queue, f"_kombu.binding.{queue}")
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
 
 def report_of(results: dict, job_logs, args) -> dict:
@@ -626,7 +630,7 @@ def report_of(results: dict, job_logs, args) -> dict:
 
 
 def table(report: dict, args) -> str:
-    groups = ("client", "web", "worker", "postgres", "redis")
+    groups = ("client", "web", "worker", "postgres", "pg-exited", "redis")
     lines = [
         f"{'phase':<10} {'done':>5} {'per s':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
         "CPU ms per item: " + " ".join(f"{g:>8}" for g in groups) + " | machine (cores busy) | "
@@ -706,12 +710,14 @@ def main(argv: list[str]) -> int:
         return 2
 
     logs = [Path(str(WORKER_LOG).format(n=n)) for n in range(len(workers))]
-    stats = psycopg.connect(dbname=db["NAME"], autocommit=True, **server_params(db))
-    groups = Groups(server.pid, [w.pid for w in workers], db["NAME"], logs, stats)
+    stats = None
     try:
+        stats = psycopg.connect(dbname=db["NAME"], autocommit=True, **server_params(db))
+        groups = Groups(server.pid, [w.pid for w in workers], db["NAME"], logs, stats)
         results = asyncio.run(client_run(port, People(tokens, agent_ids, keys), args, groups))
     finally:
-        stats.close()
+        if stats is not None:
+            stats.close()
         processes_stop([*workers, server])
         redis_forget(args.redis_url, queue)
     first, last = results["lifecycle"]["logs"]
