@@ -1,10 +1,11 @@
-"""Requests through Django's ASGI handler, in-process, as an ASGI server (uvicorn) makes them."""
+"""Requests through City's ASGI application (city.asgi), in-process, as an ASGI server (uvicorn)
+makes them."""
 
 from __future__ import annotations
 
 import asyncio
 
-from django.core.handlers.asgi import ASGIHandler
+from city.asgi import SyncChainASGIHandler
 
 
 def asgi_request(
@@ -46,7 +47,7 @@ def asgi_request(
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 done.set()
 
-        await ASGIHandler()(scope, receive, send)
+        await SyncChainASGIHandler()(scope, receive, send)
 
     asyncio.run(exchange())
     start = next(m for m in sent if m["type"] == "http.response.start")

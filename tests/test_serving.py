@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import logging
 import logging.config
 import os
@@ -40,6 +42,20 @@ def test_it_serves_static_files_under_the_asgi_server():
     assert status == 200
     assert headers["content-type"].startswith("text/css")
     assert body.startswith(b"/*")
+
+
+def test_the_asgi_application_runs_middleware_and_view_in_one_thread_hop(alice, submitted):
+    from city.asgi import application
+
+    status, _, body = asgi_request(
+        "GET",
+        f"/api/v1/tasks/{submitted['id']}",
+        headers={"Authorization": f"Bearer {alice.token}"},
+    )
+
+    # A sync chain: Django's async chain hopped between the loop and the thread per middleware.
+    assert not asyncio.iscoroutinefunction(application._middleware_chain)
+    assert status == 200 and json.loads(body)["id"] == submitted["id"]
 
 
 def test_it_names_sandboxes_in_the_plural(staff):
