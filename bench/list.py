@@ -1,10 +1,10 @@
 """The task list's latency for one owner holding 10,000 tasks, then 1,000,000, in the same run.
 
-``GET /api/v1/tasks`` over HTTP against the ``Procfile``'s ``web`` line (``DEBUG`` off), on
-PostgreSQL and Redis, for one owner whose tasks are bulk-loaded in SQL: first up to
-``--tasks-small`` (10,000), then, into the same owner, up to ``--tasks-large`` (1,000,000). At
-each size a fresh server answers ``--requests`` (300) of each of three requests, sequentially on
-one keep-alive connection, after ``--warmup`` untimed ones:
+``GET /api/v1/tasks`` over HTTP against the ``Procfile``'s ``web`` line (``DEBUG`` off) with
+one worker (``--workers``), on PostgreSQL and Redis, for one owner whose tasks are bulk-loaded
+in SQL: first up to ``--tasks-small`` (10,000), then, into the same owner, up to
+``--tasks-large`` (1,000,000). At each size a fresh server answers ``--requests`` (300) of each
+of three requests, sequentially on one keep-alive connection, after ``--warmup`` untimed ones:
 
 - ``default``: the first page, pageSize 20, no filter (what a client's ``list()`` sends);
 - ``status``: the same with ``status=failed`` (``--status``);
@@ -12,29 +12,33 @@ one keep-alive connection, after ``--warmup`` untimed ones:
 
 The three are interleaved, so that a machine slowing down mid-phase moves them all alike. Each
 response must be ``200`` with the exact ``total`` (counted in SQL before the phase); anything
-else is an error. The figure is the default request's p95 at the large size over its p95 at the
-small one (the goal: at most 1.5):
+else is an error. One worker, because one connection's requests only ever reach one, and because
+uvicorn's multi-worker path leaves Nagle's algorithm on (Kludex/uvicorn#3149): with ``--workers
+2`` each keep-alive request waits some 40 ms for the client's delayed ACK, a constant that would
+hide the list's own cost at both sizes. The figure is the default request's p95 at the large
+size over its p95 at the small one (the goal: at most 1.5):
 
-    list: p95 4.1 ms at 1,000,000 tasks = 1.05x its 3.9 ms at 10,000 (p50 3.2 / 3.1 ms)
+    list: p95 57.15 ms at 1,000,000 tasks = 0.90× its 63.76 ms at 10,000 (p50 9.49 / 12.53 ms)
 
 The rows. Each phase inserts its tasks and their holds with ``INSERT ... SELECT`` over
 ``generate_series``, 100,000 rows a statement: ``created_at`` one every 86.4 s on average (a
 thousand a day, jittered), the 10,000 over the last ten days and the rest over the 2.7 years
-before; a code review's input of 0.3-1.7 KB (a description, a repository, a snippet of code, a
-file list for some); statuses mixed as a busy owner's history would be: 75% ``completed`` (an
-output with findings, a quality score, some with a thumbs-up), 3% ``refunded`` (thumbs-down),
-22% ``failed`` (cancelled, timeout, execution error, quality gate, budget exceeded; with and
-without an agent). ``check_ledger`` audits every task's money against its hold, so every task
-gets its hold, settled as its status says: released for a failed task (nothing moved, net),
-captured and fully refunded for a refunded one (nothing moved, net), captured at the agent's
-price for a completed one. The completed tasks' money does move: per agent and phase, one hold
-and capture of the sum of their prices through ``credits.services`` (the ledger's only writer),
-so the owner's pool, the agents' earnings and the fees stand where that many captures would
-leave them, in a handful of ledger rows instead of millions. The live tasks (1% of the small
-size, direct hires waiting in ``submitted``, with open holds) are real submits through
-``tasks.services.task_submit``, as is the one task ``people()`` makes. After each load: ``VACUUM
-(ANALYZE)`` of the tasks and holds, as autovacuum would do after a bulk insert (this machine
-runs with autovacuum off, so a grown table would otherwise keep an empty table's plans).
+before; a code review's input of 0.4-2.3 KB, 1.2 KB on average (a description, a repository, a
+snippet of code, a file list for some); statuses mixed as a busy owner's history would be: 75%
+``completed`` (an output with findings, a quality score, some with a thumbs-up), 3% ``refunded``
+(thumbs-down), 22% ``failed`` (cancelled, timeout, execution error, quality gate, budget
+exceeded; with and without an agent). ``check_ledger`` audits every task's money against its
+hold, so every task gets its hold, settled as its status says: released for a failed task
+(nothing moved, net), captured and fully refunded for a refunded one (nothing moved, net),
+captured at the agent's price for a completed one. The completed tasks' money does move: per
+agent and phase, one hold and capture of the sum of their prices through ``credits.services``
+(the ledger's only writer), so the owner's pool, the agents' earnings and the fees stand where
+that many captures would leave them, in a handful of ledger rows instead of millions. The live
+tasks (1% of the small size, direct hires waiting in ``submitted``, with open holds) are real
+submits through ``tasks.services.task_submit``, as is the one task ``people()`` makes. After
+each load: ``VACUUM (ANALYZE)`` of the tasks and holds, as autovacuum would do after a bulk
+insert (this machine runs with autovacuum off, so a grown table would otherwise keep an empty
+table's plans).
 
 ``--explain`` also prints, at each size, ``EXPLAIN (ANALYZE, BUFFERS)`` of each statement the
 endpoint sends for the three requests (run in-process once, after the timed part).
@@ -281,7 +285,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=30, help="untimed, of each request")
     parser.add_argument("--status", default="failed", help="the filtered request's status")
     parser.add_argument("--page", type=int, default=50, help="the later page's number")
-    parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for the web line")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="WEB_CONCURRENCY for the web line (default 1)"
+    )
     parser.add_argument("--web", help="another web command to measure (default: the Procfile's)")
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_LIST_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -343,9 +349,12 @@ def live_submit(owner, agents: list[str], count: int) -> None:
         )
 
 
-def bulk_load(owner, agents: list[str], first: int, count: int, salt: str, origin) -> float:
+def bulk_load(
+    owner, agents: list[str], first: int, count: int, salt: str, origin
+) -> tuple[float, float]:
     """Rows ``first`` .. ``first + count - 1`` of this run's history, with their holds, then
-    their completed tasks' money (see the module's docstring). Returns the seconds it took."""
+    their completed tasks' money (see the module's docstring). Returns the seconds the rows
+    and the money took, and the seconds ``VACUUM (ANALYZE)`` took."""
     from django.conf import settings
     from django.db import connection, transaction
     from django.db.models import Sum
@@ -398,10 +407,11 @@ def bulk_load(owner, agents: list[str], first: int, count: int, salt: str, origi
         reference = f"bench-list:{salt}:{first}:{agent_id}"
         hold = ledger.hold_place(owner=owner, amount=amount, reference=reference)
         ledger.hold_capture(hold=hold, price=amount, payee_id=agent_id)
+    loaded = time.perf_counter()
     with connection.cursor() as cursor:
         for model in (Task, Hold):
             cursor.execute(f"VACUUM (ANALYZE) {model._meta.db_table}")
-    return time.perf_counter() - started
+    return loaded - started, time.perf_counter() - loaded
 
 
 def expected_totals(owner, status: str) -> dict[str, int]:
@@ -571,13 +581,14 @@ def main(argv: list[str]) -> int:
     for target in (args.tasks_small, args.tasks_large):
         live = args.tasks_small // LIVE_SHARE if target == args.tasks_small else 0
         count = target - tasks_of(owner) - live
-        load_seconds.append(round(bulk_load(owner, agents, loaded + 1, count, salt, origin), 1))
+        load, vacuum = bulk_load(owner, agents, loaded + 1, count, salt, origin)
+        load_seconds.append({"load": round(load, 1), "vacuum_analyze": round(vacuum, 1)})
         loaded += count
         live_submit(owner, agents, live)
         if not args.json:
             print(
-                f"loaded {count:,} tasks in {load_seconds[-1]} s; the owner holds "
-                f"{tasks_of(owner):,}",
+                f"loaded {count:,} tasks in {load:.1f} s (then VACUUM ANALYZE {vacuum:.1f} s); "
+                f"the owner holds {tasks_of(owner):,}",
                 flush=True,
             )
         results.append(phase(target, args, owner, tokens[0], server_env))
@@ -587,7 +598,7 @@ def main(argv: list[str]) -> int:
     before, after = small["requests"]["default"], large["requests"]["default"]
     ratio = after["p95_ms"] / before["p95_ms"]
     line = (
-        f"list: p95 {after['p95_ms']} ms at {args.tasks_large:,} tasks = {ratio:.2f}x its "
+        f"list: p95 {after['p95_ms']} ms at {args.tasks_large:,} tasks = {ratio:.2f}× its "
         f"{before['p95_ms']} ms at {args.tasks_small:,} (p50 {after['p50_ms']} / "
         f"{before['p50_ms']} ms)"
     )

@@ -83,14 +83,19 @@ class TaskCollection(ApiView):
         principal = self.principal
         role = params.validated_data.get("role")
         if principal.is_owner and role == "assignee":
-            tasks = selectors.task_list(principal=principal).none()
-        else:
-            tasks = selectors.task_list(
-                principal=principal,
-                status=params.validated_data.get("status"),
-                role=role if principal.is_agent else None,
-            )
-        return paginate(request, tasks, TaskSerializer)
+            nothing = selectors.task_list(principal=principal).none()
+            return paginate(request, nothing, TaskSerializer)
+        which = {
+            "principal": principal,
+            "status": params.validated_data.get("status"),
+            "role": role if principal.is_agent else None,
+        }
+        return paginate(
+            request,
+            selectors.task_list(**which),
+            TaskSerializer,
+            total=lambda: selectors.task_total(**which),
+        )
 
     @extend_schema(
         operation_id="submit",

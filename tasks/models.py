@@ -138,7 +138,16 @@ class Task(ProtectedStatusRefresh):
 
     class Meta:
         indexes = [
-            models.Index(fields=["caller_owner", "-created_at"]),
+            # An owner's list, newest first, in exactly its ORDER BY (``-created_at``, ``-id``):
+            # a page is read off the index in order, with nothing to sort, whatever the
+            # number of tasks; and per status, so that a status the owner rarely has is not
+            # found by walking past all the others. Its totals come from the tally
+            # (``tasks.selectors.task_total``).
+            models.Index(fields=["caller_owner", "-created_at", "-id"], name="task_owner_newest"),
+            models.Index(
+                fields=["caller_owner", "status", "-created_at", "-id"],
+                name="task_owner_status_newest",
+            ),
             models.Index(fields=["caller_agent", "-created_at"]),
             models.Index(fields=["agent", "status", "created_at"]),
             models.Index(fields=["status", "updated_at"]),
