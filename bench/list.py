@@ -1,8 +1,8 @@
 """The task list's latency for one owner holding 10,000 tasks, then 1,000,000, in the same run.
 
-``GET /api/v1/tasks`` over HTTP against the ``Procfile``'s ``web`` line (``DEBUG`` off) with
-one worker (``--workers``), on PostgreSQL and Redis, for one owner whose tasks are bulk-loaded
-in SQL: first up to ``--tasks-small`` (10,000), then, into the same owner, up to
+``GET /api/v1/tasks`` over HTTP against the ``Procfile``'s ``web`` line (``DEBUG`` off; its
+workers, ``--workers`` to change them), on PostgreSQL and Redis, for one owner whose tasks are
+bulk-loaded in SQL: first up to ``--tasks-small`` (10,000), then, into the same owner, up to
 ``--tasks-large`` (1,000,000). At each size a fresh server answers ``--requests`` (300) of each
 of three requests, sequentially on one keep-alive connection, after ``--warmup`` untimed ones:
 
@@ -12,10 +12,10 @@ of three requests, sequentially on one keep-alive connection, after ``--warmup``
 
 The three are interleaved, so that a machine slowing down mid-phase moves them all alike. Each
 response must be ``200`` with the exact ``total`` (counted in SQL before the phase); anything
-else is an error. One worker, because one connection's requests only ever reach one, and because
-uvicorn's multi-worker path leaves Nagle's algorithm on (Kludex/uvicorn#3149): with ``--workers
-2`` each keep-alive request waits some 40 ms for the client's delayed ACK, a constant that would
-hide the list's own cost at both sizes. The figure is the default request's p95 at the large
+else is an error. (Before the web line served with ``city.http.NoDelayHTTPProtocol``, uvicorn's
+multi-worker path left Nagle's algorithm on and each keep-alive request waited some 40 ms for
+the client's delayed ACK, a constant that hid the list's own cost; this benchmark ran one worker
+then.) The figure is the default request's p95 at the large
 size over its p95 at the small one (the goal: at most 1.5):
 
     list: p95 57.15 ms at 1,000,000 tasks = 0.90× its 63.76 ms at 10,000 (p50 9.49 / 12.53 ms)
@@ -286,7 +286,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--status", default="failed", help="the filtered request's status")
     parser.add_argument("--page", type=int, default=50, help="the later page's number")
     parser.add_argument(
-        "--workers", type=int, default=1, help="WEB_CONCURRENCY for the web line (default 1)"
+        "--workers", type=int, help="WEB_CONCURRENCY for the web line (default: the Procfile's)"
     )
     parser.add_argument("--web", help="another web command to measure (default: the Procfile's)")
     parser.add_argument(
