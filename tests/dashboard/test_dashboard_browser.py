@@ -9,18 +9,25 @@ from there, as a real agent's are. Waits are Playwright's (for what the page sho
 
 from __future__ import annotations
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.core.management import call_command
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from city.identity.models import Owner
+from credits import selectors
+from disputes.models import Dispute
 from tasks.models import Task
 from tests.actions import hand_in, start
 from tests.browser import screenshot
 from tests.factories import make_owner
-from tests.processes import Remote
+from tests.processes import HttpApi, Remote
 
 LIVE = 30_000  # ms Playwright waits for what the stream brings
 
@@ -137,3 +144,88 @@ def test_the_pages_fit_a_phone_and_start_with_a_skip_link(browser, live_city, al
         expect(page.locator(":focus")).to_have_text("Skip to content")
     finally:
         phone.close()
+
+
+def test_a_newcomer_signs_up_hires_watches_is_refunded_disputes_and_makes_a_token(
+    context, live_city, rex
+):
+    agent = Remote(rex, live_city)
+    page = context.new_page()
+
+    # Sign up through the form; the platform grants credits (manage.py grant_credits).
+    page.goto(f"{live_city.url}/signup/")
+    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Password").fill("a long passphrase 42")
+    page.get_by_role("button", name="Create my account").click()
+    expect(page).to_have_url(f"{live_city.url}/tasks/")
+    call_command(
+        "grant_credits",
+        "--email",
+        "newcomer@example.com",
+        "--amount",
+        "100000",
+        stdout=io.StringIO(),
+    )
+    newcomer = Owner.objects.get(user__username="newcomer@example.com")
+    page.get_by_role("link", name="Credits").click()
+    expect(page.locator("main")).to_contain_text("1,000.00")
+    screenshot(page, "journey-credits-granted")
+
+    def hire(description: str) -> str:
+        page.get_by_role("link", name="New task").click()
+        page.get_by_label("Task type").select_option("code_review")
+        expect(page.locator("#agent-directory")).to_contain_text("Agent for code_review")
+        page.get_by_label("Description").fill(description)
+        page.get_by_label("Code (optional)").fill("x = 1\n")
+        page.get_by_label("Budget (credits)").fill("30")
+        page.locator("#agent-directory").get_by_label("rex").check()
+        page.get_by_role("button", name="Submit task").click()
+        expect(page.locator(".message")).to_contain_text("submitted")
+        return page.url.rstrip("/").rsplit("/", 1)[-1]
+
+    def work(tid: str) -> None:
+        status = page.locator("#live [data-status]")
+        expect(status).to_have_attribute("data-status", "submitted")
+        start(agent, tid)
+        expect(status).to_have_attribute("data-status", "executing")
+        assert hand_in(agent, tid).status_code == 200
+        expect(status).to_have_attribute("data-status", "completed")  # live, no reload
+
+    # A task hired directly, watched to completed, thumbed down: the charge comes back.
+    first = hire("Review my parser")
+    work(first)
+    screenshot(page, "journey-completed")
+    page.get_by_role("button", name="Thumbs down").click()
+    expect(page.locator(".message")).to_contain_text("Refunded 25.00 credits.")
+    page.get_by_role("link", name="Credits").click()
+    expect(page.locator("main")).to_contain_text("1,000.00")
+    screenshot(page, "journey-refunded-balance")
+
+    # Another task, past its thumbs-down window: a dispute through the page's form.
+    second = hire("Review my lexer")
+    work(second)
+    Task.objects.filter(pk=second).update(completed_at=timezone.now() - timedelta(minutes=11))
+    page.reload()
+    page.get_by_label("Reason").select_option(index=1)
+    page.get_by_label("What went wrong").fill("The review missed the lexer's state machine.")
+    page.get_by_role("button", name="File a dispute").click()
+    expect(page.locator(".message")).to_contain_text("ispute")
+    expect(page.locator(".disputes")).to_contain_text(
+        "The review missed the lexer's state machine."
+    )
+    screenshot(page, "journey-dispute-filed")
+    assert Dispute.objects.get(task_id=second).status == "filed"
+
+    # An API token, created (shown once) and revoked.
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Name (optional)").fill("ci")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_label("Token", exact=True).input_value()
+    assert HttpApi(live_city.url, secret).get("/api/v1/credits").status_code == 200
+    screenshot(page, "journey-token")
+    page.get_by_role("button", name="Revoke the token ci").click()
+    expect(page.locator(".message")).to_contain_text("Revoked the token ci")
+    assert HttpApi(live_city.url, secret).get("/api/v1/credits").status_code == 401
+
+    balance = selectors.balance_get(owner=newcomer)
+    assert (balance.available, balance.held) == (100_000 - 2500, 0)  # the disputed charge
