@@ -2,7 +2,10 @@ import os
 
 import django
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+
+from city.request_threads import RequestThreads
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
 
@@ -27,4 +30,5 @@ class SyncChainASGIHandler(ASGIHandler):
 
 
 django.setup(set_prefix=False)
-application = SyncChainASGIHandler()
+# Requests run on REQUEST_THREADS long-lived threads per process (city/request_threads.py).
+application = RequestThreads(SyncChainASGIHandler(), size=settings.REQUEST_THREADS)

@@ -87,6 +87,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "city.urls"
+# Under ASGI, the threads each web process runs requests' synchronous code on, kept from one
+# request to the next (city/request_threads.py); each holds at most one pooled connection.
+REQUEST_THREADS = env_int("REQUEST_THREADS", 4)
 WSGI_APPLICATION = "city.wsgi.application"
 ASGI_APPLICATION = "city.asgi.application"
 

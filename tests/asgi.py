@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from city.asgi import SyncChainASGIHandler
+from city.request_threads import RequestThreads
 
 
 def asgi_request(
@@ -47,7 +48,8 @@ def asgi_request(
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 done.set()
 
-        await SyncChainASGIHandler()(scope, receive, send)
+        # As city.asgi.application, with threads of this event loop's own.
+        await RequestThreads(SyncChainASGIHandler(), size=2)(scope, receive, send)
 
     asyncio.run(exchange())
     start = next(m for m in sent if m["type"] == "http.response.start")

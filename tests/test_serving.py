@@ -46,6 +46,7 @@ def test_it_serves_static_files_under_the_asgi_server():
 
 def test_the_asgi_application_runs_middleware_and_view_in_one_thread_hop(alice, submitted):
     from city.asgi import application
+    from city.request_threads import RequestThreads
 
     status, _, body = asgi_request(
         "GET",
@@ -54,7 +55,8 @@ def test_the_asgi_application_runs_middleware_and_view_in_one_thread_hop(alice, 
     )
 
     # A sync chain: Django's async chain hopped between the loop and the thread per middleware.
-    assert not asyncio.iscoroutinefunction(application._middleware_chain)
+    assert isinstance(application, RequestThreads)
+    assert not asyncio.iscoroutinefunction(application.app._middleware_chain)
     assert status == 200 and json.loads(body)["id"] == submitted["id"]
 
 
