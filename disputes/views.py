@@ -16,8 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from city.api.errors import STATUS, ApiError, NotFound
-from city.identity.principals import Principal
-from city.identity.views import owner_required
+from city.identity.views import owner_principal, owner_required
 from disputes import selectors, services
 from disputes.models import Reason
 from disputes.serializers import DisputeInput
@@ -51,14 +50,10 @@ class DisputeForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
-def _principal(request) -> Principal:
-    return Principal(owner=request.user.owner)
-
-
 @require_POST
 @owner_required
 def dispute_file(request, task_id: str):
-    principal = _principal(request)
+    principal = owner_principal(request)
     form = DisputeForm(request.POST)
     if not form.is_valid():
         # Only a task of the owner's gets a page, even one that says what to fix.
@@ -98,7 +93,7 @@ def _form_page(request, form: DisputeForm, task_id: str, *, status: int):
 @require_POST
 @owner_required
 def dispute_withdraw(request, dispute_id: str):
-    principal = _principal(request)
+    principal = owner_principal(request)
     try:
         dispute = services.dispute_withdraw(principal=principal, dispute_id=dispute_id)
     except NotFound:

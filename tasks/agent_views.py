@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from city.identity import services as identity
 from city.identity.models import TASK_TYPE_PATTERN, Agent, AgentOffer, ApiSecret
 from city.identity.principals import Principal
-from city.identity.views import owner_required
+from city.identity.views import form_status, owner_required
 from credits import selectors as ledger_selectors
 from credits import services as ledger
 from credits.money import CENTS, cents_of, credits_text
@@ -129,11 +129,6 @@ class KeyForm(forms.Form):
     )
 
 
-def _status(form: forms.Form) -> int:
-    """200 for a fresh form, 400 for one sent back with errors (the page is the same)."""
-    return 400 if form.is_bound and form.errors else 200
-
-
 def _operated(request) -> QuerySet[Agent]:
     return Agent.objects.filter(operator=request.user.owner)
 
@@ -176,7 +171,7 @@ def agent_list(request):
         request,
         "dashboard/agents.html",
         {"form": form, "agents": agents, "created": created, "issued": issued},
-        status=201 if issued else _status(form),
+        status=201 if issued else form_status(form),
     )
 
 

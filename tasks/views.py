@@ -19,8 +19,7 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from city.api.errors import ApiError
 from city.identity.models import AgentOffer
-from city.identity.principals import Principal
-from city.identity.views import owner_required
+from city.identity.views import form_status, owner_principal, owner_required
 from credits import selectors as ledger
 from credits.money import CENTS, cents_of, credits_text
 from credits.services import InsufficientCredits
@@ -32,20 +31,11 @@ from tasks.serializers import TaskInputSerializer
 PAGE_SIZE = 25
 
 
-def _principal(request) -> Principal:
-    return Principal(owner=request.user.owner)
-
-
 def _visible(request, task_id: str) -> Task:
     try:
-        return selectors.task_visible(principal=_principal(request), task_id=task_id)
+        return selectors.task_visible(principal=owner_principal(request), task_id=task_id)
     except TaskNotFound:
         raise Http404("No such task.") from None
-
-
-def _status(form) -> int:
-    """200 for a fresh form, 400 for one sent back with errors (the page is the same)."""
-    return 400 if form.is_bound and form.errors else 200
 
 
 @owner_required
@@ -70,7 +60,7 @@ def task_list(request):
         status = filters.cleaned_data["status"] or None
         query = filters.cleaned_data["q"].strip() or None
     tasks = (
-        selectors.task_search(principal=_principal(request), status=status, query=query)
+        selectors.task_search(principal=owner_principal(request), status=status, query=query)
         # A row shows the description, not the whole input (up to MAX_TASK_INPUT_BYTES) or output.
         .defer("input", "output")
         .annotate(description=KT("input__description"))
@@ -89,7 +79,7 @@ def task_list(request):
             "query_string": keep.urlencode(),
             "last_event_id": last_event_id,
         },
-        status=_status(filters),
+        status=form_status(filters),
     )
 
 
@@ -256,7 +246,7 @@ def task_submit(request):
     """Submit a task: a type agents offer, the work, a budget, and smart routing or an agent
     from the directory (its price for the type, rating and completed tasks). Too little credit
     is said next to the budget, with the amount missing."""
-    principal = _principal(request)
+    principal = owner_principal(request)
     task_types = _offered_task_types()
     chosen = request.POST.get("task_type") or request.GET.get("task_type")
     task_type = chosen if chosen in task_types else (task_types[0] if task_types else None)
@@ -302,7 +292,7 @@ def task_submit(request):
         request,
         template,
         {"form": form, "agents": agents, "task_type": task_type, "available": available},
-        status=_status(form),
+        status=form_status(form),
     )
 
 
@@ -314,7 +304,7 @@ def task_submit(request):
 def task_cancel(request, task_id: str):
     task = _visible(request, task_id)
     try:
-        services.task_cancel(principal=_principal(request), task_id=task.pk)
+        services.task_cancel(principal=owner_principal(request), task_id=task.pk)
     except ApiError as error:
         messages.error(request, error.message)
     else:
@@ -334,7 +324,7 @@ def task_feedback(request, task_id: str):
         return redirect("dashboard:task", task_id=task.pk)
     try:
         task, refunded = services.task_feedback(
-            principal=_principal(request), task_id=task.pk, feedback=feedback
+            principal=owner_principal(request), task_id=task.pk, feedback=feedback
         )
     except ApiError as error:
         messages.error(request, error.message)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from city.identity import services
 from city.identity.models import ApiSecret
+from city.identity.principals import Principal
 
 
 class SignupForm(forms.Form):
@@ -55,12 +56,18 @@ def signup(request):
         )
         login(request, owner.user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("dashboard:home")
-    return render(request, "dashboard/signup.html", {"form": form}, status=_status(form))
+    return render(request, "dashboard/signup.html", {"form": form}, status=form_status(form))
 
 
-def _status(form) -> int:
-    """200 for a fresh form, 400 for one sent back with errors (the page is the same)."""
+def form_status(form) -> int:
+    """A dashboard page's status: 200 for a fresh form, 400 for one sent back with errors (the
+    page is the same)."""
     return 400 if form.is_bound and form.errors else 200
+
+
+def owner_principal(request) -> Principal:
+    """The logged-in owner of an ``owner_required`` page, as the services and selectors take it."""
+    return Principal(owner=request.user.owner)
 
 
 def owner_required(view):
@@ -106,7 +113,7 @@ def tokens(request):
             "issued": issued,
             "tokens": owner.tokens.order_by("-created_at", "-id"),
         },
-        status=201 if issued else _status(form),
+        status=201 if issued else form_status(form),
     )
 
 
