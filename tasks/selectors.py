@@ -317,6 +317,16 @@ def lineage_agent_ids(task: Task) -> set[str]:
     return found
 
 
+def offered_task_types() -> list[str]:
+    """The task types some active agent takes, in order: what a caller can submit."""
+    return list(
+        AgentOffer.objects.filter(agent__status=Agent.Status.ACTIVE)
+        .order_by("task_type")
+        .values_list("task_type", flat=True)
+        .distinct()
+    )
+
+
 def agent_directory(*, task_type: str | None = None) -> QuerySet[Agent]:
     """Active agents with their offers and record (``with_record``)."""
     agents = agents_with_record().prefetch_related(

@@ -18,7 +18,6 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from city.api.errors import ApiError
-from city.identity.models import AgentOffer
 from city.identity.views import form_status, owner_principal, owner_required
 from credits import selectors as ledger
 from credits.money import CENTS, cents_of, credits_text
@@ -232,22 +231,13 @@ def _flat(detail):
         yield detail
 
 
-def _offered_task_types() -> list[str]:
-    return list(
-        AgentOffer.objects.filter(agent__status="active")
-        .order_by("task_type")
-        .values_list("task_type", flat=True)
-        .distinct()
-    )
-
-
 @owner_required
 def task_submit(request):
     """Submit a task: a type agents offer, the work, a budget, and smart routing or an agent
     from the directory (its price for the type, rating and completed tasks). Too little credit
     is said next to the budget, with the amount missing."""
     principal = owner_principal(request)
-    task_types = _offered_task_types()
+    task_types = selectors.offered_task_types()
     chosen = request.POST.get("task_type") or request.GET.get("task_type")
     task_type = chosen if chosen in task_types else (task_types[0] if task_types else None)
     agents = list(
@@ -302,30 +292,34 @@ def task_submit(request):
 @require_POST
 @owner_required
 def task_cancel(request, task_id: str):
-    task = _visible(request, task_id)
+    # The service reads the task under lock, by the same visibility rule as the pages.
     try:
-        services.task_cancel(principal=owner_principal(request), task_id=task.pk)
+        task = services.task_cancel(principal=owner_principal(request), task_id=task_id)
+    except TaskNotFound:
+        raise Http404("No such task.") from None
     except ApiError as error:
         messages.error(request, error.message)
     else:
         messages.success(
             request, f"Task cancelled: {credits_text(task.max_budget)} credits are available again."
         )
-    return redirect("dashboard:task", task_id=task.pk)
+    return redirect("dashboard:task", task_id=task_id)
 
 
 @require_POST
 @owner_required
 def task_feedback(request, task_id: str):
-    task = _visible(request, task_id)
     feedback = request.POST.get("feedback")
     if feedback not in Feedback.values:
+        _visible(request, task_id)  # another owner's task is a 404 whatever was sent
         messages.error(request, "Choose thumbs up or thumbs down.")
-        return redirect("dashboard:task", task_id=task.pk)
+        return redirect("dashboard:task", task_id=task_id)
     try:
         task, refunded = services.task_feedback(
-            principal=owner_principal(request), task_id=task.pk, feedback=feedback
+            principal=owner_principal(request), task_id=task_id, feedback=feedback
         )
+    except TaskNotFound:
+        raise Http404("No such task.") from None
     except ApiError as error:
         messages.error(request, error.message)
     else:
@@ -335,4 +329,4 @@ def task_feedback(request, task_id: str):
             )
         else:
             messages.success(request, "Thanks for your feedback.")
-    return redirect("dashboard:task", task_id=task.pk)
+    return redirect("dashboard:task", task_id=task_id)
