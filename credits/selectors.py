@@ -25,10 +25,26 @@ class Balance:
 
 
 def balance_get(*, owner: Owner | None = None, agent: Agent | None = None) -> Balance:
-    holder = {"agent": agent} if agent is not None else {"owner": owner}
-    balances = dict(Account.objects.filter(**holder).values_list("kind", "balance"))
-    spend = Account.Kind.EARNINGS if agent is not None else Account.Kind.POOL
-    return Balance(available=balances.get(spend, 0), held=balances.get(Account.Kind.ESCROW, 0))
+    if agent is not None:
+        return agent_balances([agent])[agent.pk]
+    balances = dict(Account.objects.filter(owner=owner).values_list("kind", "balance"))
+    return Balance(
+        available=balances.get(Account.Kind.POOL, 0), held=balances.get(Account.Kind.ESCROW, 0)
+    )
+
+
+def agent_balances(agents) -> dict[str, Balance]:
+    """``balance_get`` of each of ``agents`` (by id), in one query."""
+    found: dict[str, dict[str, int]] = {agent.pk: {} for agent in agents}
+    rows = Account.objects.filter(agent__in=list(found)).values_list("agent_id", "kind", "balance")
+    for agent_id, kind, balance in rows:
+        found[agent_id][kind] = balance
+    return {
+        agent_id: Balance(
+            available=kinds.get(Account.Kind.EARNINGS, 0), held=kinds.get(Account.Kind.ESCROW, 0)
+        )
+        for agent_id, kinds in found.items()
+    }
 
 
 def entry_list(*, owner: Owner | None = None, agent: Agent | None = None) -> QuerySet[Entry]:

@@ -165,8 +165,9 @@ def agent_list(request):
         else:
             form = AgentRegisterForm()
     agents = list(_with_record(_operated(request)).order_by("created_at", "id"))
+    balances = ledger_selectors.agent_balances(agents)
     for agent in agents:
-        agent.balance = ledger_selectors.balance_get(agent=agent)
+        agent.balance = balances[agent.pk]
     return render(
         request,
         "dashboard/agents.html",

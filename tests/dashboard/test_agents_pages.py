@@ -17,7 +17,7 @@ from tests.actions import run_to_completion, submit, thumbs
 from tests.browser import screenshot
 from tests.dashboard.pages import logged_in
 from tests.dashboard.test_dashboard_browser import log_in
-from tests.factories import ApiClient
+from tests.factories import ApiClient, make_agent
 
 QUEUE = "/api/v1/agent/tasks/submitted"  # an agent-only endpoint: a key that works gets 200
 
@@ -385,3 +385,21 @@ def test_in_chromium_a_registered_agents_key_is_copied_and_the_pages_fit_a_phone
     finally:
         phone.close()
     assert ApiClient(key).get(QUEUE).status_code == 200
+
+
+def test_the_list_reads_every_agents_earnings_in_one_query(bob, rex, alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    run_to_completion(rex, submit(alice, agentId=rex.id)["id"])
+    client = logged_in(bob)
+    with CaptureQueriesContext(connection) as one:
+        first = client.get("/agents/")
+    for n in range(3):
+        make_agent(bob, f"extra{n}", {"code_review": 1000})
+    with CaptureQueriesContext(connection) as four:
+        second = client.get("/agents/")
+
+    assert len(four) == len(one)  # not a query per agent
+    assert "22.50" in first.content.decode()  # rex's earnings: 2500 less the 10% fee
+    assert second.content.decode().count('data-label="Earnings available"') == 4
