@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.lookups import LessThanOrEqual
 
 from city.api.prepared import Prepared
-from city.identity.models import Agent, AgentOffer
+from city.identity.models import Agent, AgentOffer, Owner
 from city.identity.principals import Principal
 from tasks.errors import TaskNotFound
 from tasks.models import Status, Task, TaskEvent
@@ -121,14 +121,16 @@ def task_search(*, principal: Principal, status: str | None = None, query: str |
     return tasks
 
 
-# The read every task endpoint starts with, compiled once (city.api.prepared); ``visible_to``
-# written out per kind of principal.
+# The read every task endpoint starts with, compiled once (city.api.prepared) for each kind of
+# principal, from ``visible_to`` itself (the principal stands in by its id).
 _OWNERS_TASK = Prepared(
-    lambda owner_id, task_id: Task.objects.filter(caller_owner_id=owner_id, pk=task_id)
+    lambda owner_id, task_id: Task.objects.filter(
+        visible_to(Principal(owner=Owner(pk=owner_id))), pk=task_id
+    )
 )
 _AGENTS_TASK = Prepared(
     lambda agent_id, task_id: Task.objects.filter(
-        Q(caller_agent_id=agent_id) | Q(agent_id=agent_id), pk=task_id
+        visible_to(Principal(agent=Agent(pk=agent_id))), pk=task_id
     )
 )
 
