@@ -13,11 +13,12 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from city.api.errors import ApiError, Conflict, Invalid, PaymentRequired
+from city.api.prepared import Insert, Prepared
 from city.identity.models import Agent, Owner
 from credits.models import Account, Entry, Hold, Transaction
 
@@ -105,20 +106,62 @@ def fee_shard(hold: Hold) -> int:
 
 
 # The posting primitive
+#
+# A movement's writes are the ledger's hot path (every submit, capture and refund): their SQL is
+# built once (city.api.prepared.Insert, _balances_set) rather than compiled by the ORM each time.
+
+_insert_transaction = Insert(Transaction)
+_insert_entry = Insert(Entry)
+_insert_hold = Insert(Hold)
+_balances_sql: dict[int, str] = {}
 
 
-def _lock(where: Q, *, expect: int, open_missing) -> list[Account]:
-    """Lock the accounts matching ``where`` in one query, opening any missing ones first.
+def _balances_set(balances: dict[int, int]) -> None:
+    """Set each account's cached balance (by primary key) in one UPDATE."""
+    sql = _balances_sql.get(len(balances))
+    if sql is None:
+        qn = connection.ops.quote_name
+        table, pk, balance = Account._meta.db_table, Account._meta.pk.column, "balance"
+        cases = " ".join(f"WHEN {qn(pk)} = %s THEN %s" for _ in balances)
+        keys = ", ".join(["%s"] * len(balances))
+        sql = _balances_sql.setdefault(
+            len(balances),
+            f"UPDATE {qn(table)} SET {qn(balance)} = CASE {cases} END WHERE {qn(pk)} IN ({keys})",
+        )
+    params = [value for pair in balances.items() for value in pair] + list(balances)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _lock(where: Q | Prepared, *, expect: int, open_missing, **params: str) -> list[Account]:
+    """Lock the accounts matching ``where`` (or a compiled query's, with ``params``) in one
+    query, opening any missing ones first.
 
     Primary-key order: every movement takes its locks in the same order, so two movements
     over the same accounts cannot deadlock. Balances are read only from these locked rows.
     """
     for _ in range(2):
-        locked = list(Account.objects.select_for_update().filter(where).order_by("pk"))
+        if isinstance(where, Prepared):
+            locked = where.all(**params)
+        else:
+            locked = list(Account.objects.select_for_update().filter(where).order_by("pk"))
         if len(locked) >= expect:
             return locked
         open_missing()
     raise RuntimeError(f"accounts matching {where} could not be opened")
+
+
+# A holder's spendable account and escrow, locked: every hold (every submit) starts with it.
+_HOLDER_ACCOUNTS = {
+    holder: Prepared(
+        lambda holder_id, holder=holder, kind=kind: (
+            Account.objects.select_for_update()
+            .filter(**{f"{holder}_id": holder_id}, kind__in=[kind, Account.Kind.ESCROW])
+            .order_by("pk")
+        )
+    )
+    for holder, kind in (("owner", Account.Kind.POOL), ("agent", Account.Kind.EARNINGS))
+}
 
 
 def _one(locked: list[Account], **match) -> Account:
@@ -140,7 +183,8 @@ def _post(
         # A bug in this module, never an outcome of input: the database refuses it too.
         raise RuntimeError(f"unbalanced transaction {reference}")
     by_id = {account.pk: account for account in locked}
-    txn = Transaction.objects.create(kind=kind, reference=reference, subject=subject, memo=memo)
+    txn = Transaction(kind=kind, reference=reference, subject=subject, memo=memo)
+    _insert_transaction(txn)
     entries = []
     for leg in legs:
         account = by_id[leg.account_id]
@@ -155,9 +199,9 @@ def _post(
                 balance_after=account.balance,
             )
         )
-    Entry.objects.bulk_create(entries)
-    touched = {leg.account_id: by_id[leg.account_id] for leg in legs}
-    Account.objects.bulk_update(touched.values(), ["balance"])
+    _insert_entry(*entries)
+    touched = {leg.account_id: by_id[leg.account_id].balance for leg in legs}
+    _balances_set(touched)
     return txn
 
 
@@ -221,9 +265,10 @@ def hold_place(
     """
     if amount < 1:
         raise InvalidAmount("A hold must be at least 1 cent.")
-    who, spend_kind = _holder(owner, agent)
+    _, spend_kind = _holder(owner, agent)
     locked = _lock(
-        who & Q(kind__in=[spend_kind, Account.Kind.ESCROW]),
+        _HOLDER_ACCOUNTS["agent" if agent is not None else "owner"],
+        holder_id=(agent or owner).pk,
         expect=2,
         open_missing=lambda: accounts_open(owner=owner, agent=agent),
     )
@@ -239,9 +284,9 @@ def hold_place(
         locked=locked,
         legs=[Leg(payer.pk, -amount, Entry.Kind.HOLD), Leg(escrow.pk, amount, Entry.Kind.HOLD)],
     )
-    return Hold.objects.create(
-        reference=reference, subject=subject, payer=payer, escrow=escrow, amount=amount
-    )
+    hold = Hold(reference=reference, subject=subject, payer=payer, escrow=escrow, amount=amount)
+    _insert_hold(hold)
+    return hold
 
 
 def fee_for(price: int) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import transaction
 
+from city.api.prepared import Insert
 from tasks.models import Task, TaskEvent
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ SYSTEM = "system"
 
 Hook = Callable[[Sequence[TaskEvent]], None]
 _hooks: list[Hook] = []
+_insert_events = Insert(TaskEvent)  # every change records events: its SQL is built once
 
 
 def subscribe(hook: Hook) -> None:
@@ -43,7 +45,8 @@ def event(task: Task, type_: str, *, actor: str, before: str, data: dict | None 
 
 def record(*events: TaskEvent) -> list[TaskEvent]:
     """Write the events in the caller's transaction (one INSERT); the hooks run after commit."""
-    written = TaskEvent.objects.bulk_create(events)
+    _insert_events(*events)
+    written = list(events)
     for hook in _hooks:
         # robust: the change has committed by then; a hook that fails (a broker down at
         # enqueue time, say) is logged, and the sweeps recover what it would have started.

@@ -133,16 +133,27 @@ _AGENTS_TASK = Prepared(
         visible_to(Principal(agent=Agent(pk=agent_id))), pk=task_id
     )
 )
+# ...and locked, for the changes: every action on a task starts with it.
+_OWNERS_TASK_LOCKED = Prepared(
+    lambda owner_id, task_id: Task.objects.select_for_update().filter(
+        visible_to(Principal(owner=Owner(pk=owner_id))), pk=task_id
+    )
+)
+_AGENTS_TASK_LOCKED = Prepared(
+    lambda agent_id, task_id: Task.objects.select_for_update().filter(
+        visible_to(Principal(agent=Agent(pk=agent_id))), pk=task_id
+    )
+)
 
 
 def task_visible(*, principal: Principal, task_id: str, for_update: bool = False) -> Task:
     """The task if ``principal`` may see it, else ``TaskNotFound`` (no existence oracle)."""
-    if for_update:
-        task = Task.objects.select_for_update().filter(visible_to(principal), pk=task_id).first()
-    elif principal.is_agent:
-        task = _AGENTS_TASK.first(agent_id=principal.agent.pk, task_id=task_id)
+    if principal.is_agent:
+        read = _AGENTS_TASK_LOCKED if for_update else _AGENTS_TASK
+        task = read.first(agent_id=principal.agent.pk, task_id=task_id)
     else:
-        task = _OWNERS_TASK.first(owner_id=principal.owner.pk, task_id=task_id)
+        read = _OWNERS_TASK_LOCKED if for_update else _OWNERS_TASK
+        task = read.first(owner_id=principal.owner.pk, task_id=task_id)
     if task is None:
         raise TaskNotFound(task_id)
     return task

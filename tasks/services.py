@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from city.api.errors import ServiceUnavailable
+from city.api.prepared import Insert, Prepared
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
 from credits import services as credits
@@ -44,6 +45,16 @@ from tasks.events import SYSTEM
 from tasks.models import FailureReason, Feedback, Sandbox, Status, Task
 from tasks.models import task_id as new_task_id
 from tasks.selectors import is_assignee, is_caller, task_visible
+
+_insert_task = Insert(Task)  # a submit's insert, its SQL built once
+# A direct hire's agent and offer, in one query compiled once (city.api.prepared).
+_HIRED_OFFER = Prepared(
+    lambda agent_id, task_type: (
+        AgentOffer.objects.select_related("agent")
+        .filter(agent_id=agent_id, agent__status=Agent.Status.ACTIVE, task_type=task_type)
+        .order_by("pk")[:1]
+    )
+)
 
 
 def _actor(principal: Principal | None) -> str:
@@ -75,11 +86,7 @@ def _validate_hire(
     *, principal: Principal, agent_id: str, task_type: str, max_budget: int
 ) -> tuple[Agent, int]:
     """The agent a caller hires directly, and its price: agent and offer in one query."""
-    offer = (
-        AgentOffer.objects.select_related("agent")
-        .filter(agent_id=agent_id, agent__status=Agent.Status.ACTIVE, task_type=task_type)
-        .first()
-    )
+    offer = _HIRED_OFFER.first(agent_id=agent_id, task_type=task_type)
     if offer is None:
         if not AgentOffer.objects.filter(
             task_type=task_type, agent__status=Agent.Status.ACTIVE
@@ -192,10 +199,10 @@ def task_submit(
             before=Status.SUBMITTED,
             data={"agentId": agent.pk, "price": price, "direct": True},
         )
-        task.save(force_insert=True)
+        _insert_task(task)
         events.record(submitted, assigned)
     else:
-        task.save(force_insert=True)
+        _insert_task(task)
         events.record(submitted)
     return task
 

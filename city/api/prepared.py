@@ -8,8 +8,8 @@ parameters and builds the model instances as Django's own ``ModelIterable`` does
 select_related objects, the fields' converters). The statement runs on the calling thread's
 connection, so it counts and logs like any other query.
 
-Parameters are strings compared for equality (ids, hashes); the queryset must not lock rows
-(``select_for_update`` is checked against the transaction when compiled).
+Parameters are strings compared for equality (ids, hashes). A queryset may lock its rows
+(``select_for_update``): like Django, each call then refuses to run outside a transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class _Compiled:
     init_list: list[str]
     fields_slice: slice
     populators: list
+    locking: bool
 
 
 class Prepared:
@@ -46,10 +48,15 @@ class Prepared:
 
     def all(self, **params: str) -> list[Model]:
         compiled = self._compiled.get(self.using) or self._compile(params)
+        connection = connections[self.using]
+        if compiled.locking and connection.get_autocommit():
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         values = list(compiled.params)
         for position, name in compiled.slots:
             values[position] = params[name]
-        with connections[self.using].cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(compiled.sql, values)
             rows = cursor.fetchall()
         return self._instances(compiled, rows)
@@ -81,6 +88,7 @@ class Prepared:
                 init_list=[f[0].target.attname for f in select[start:end]],
                 fields_slice=slice(start, end),
                 populators=get_related_populators(klass_info, select, self.using),
+                locking=queryset.query.select_for_update,
             )
             self._compiled[self.using] = compiled
             return compiled
@@ -95,3 +103,61 @@ class Prepared:
                 populator.populate(row, obj)
             found.append(obj)
         return found
+
+
+class Insert:
+    """``Insert(Model)``, then ``insert(obj, ...)``: the rows written in one INSERT whose SQL is
+    built once per row count, as ``Model.save(force_insert=True)`` or ``bulk_create`` would
+    write them (each field's ``pre_save`` and ``get_db_prep_save``: ``auto_now_add``, JSON, foreign
+    keys), without compiling a query each time. A database-generated primary key comes back
+    through ``RETURNING`` and is set on each object, which is then saved as far as Django knows.
+
+    For models without save signals' receivers or overridden inserts: neither is called.
+    """
+
+    def __init__(self, model: type[Model], using: str = "default"):
+        self.model = model
+        self.using = using
+        self._sql: dict[int, str] = {}
+        meta = model._meta
+        self._auto = meta.auto_field
+        self._fields = [f for f in meta.local_concrete_fields if not f.generated]
+        for field in self._fields:
+            if hasattr(field, "get_placeholder"):
+                raise ValueError(f"{field} needs its own placeholder: use the ORM")
+        returning = [f for f in meta.db_returning_fields if f is not self._auto]
+        if returning:
+            raise ValueError(f"{model.__name__} returns {returning} on insert: use the ORM")
+
+    def __call__(self, *objs: Model) -> None:
+        connection = connections[self.using]
+        auto = self._auto
+        generated = auto is not None and objs[0].pk is None
+        fields = [f for f in self._fields if f is not auto] if generated else self._fields
+        values = []
+        for obj in objs:
+            if auto is not None and (obj.pk is None) != generated:
+                raise ValueError("either every row's primary key is set or none is")
+            values.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+        key = len(objs) if generated else -len(objs)
+        sql = self._sql.get(key) or self._build(connection, fields, len(objs), generated, key)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            if generated:
+                for obj, row in zip(objs, cursor.fetchall(), strict=True):
+                    setattr(obj, auto.attname, row[0])
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = self.using
+
+    def _build(self, connection, fields, rows: int, generated: bool, key: int) -> str:
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(f.column) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = f"INSERT INTO {qn(self.model._meta.db_table)} ({columns}) VALUES "
+        sql += ", ".join([row] * rows)
+        if generated:
+            returning, _ = connection.ops.return_insert_columns([self._auto])
+            sql += " " + returning
+        self._sql[key] = sql
+        return sql

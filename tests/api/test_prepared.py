@@ -1,18 +1,21 @@
 """Querysets compiled once (city.api.prepared): the same instances as the ORM's, related objects
-included, in one query each time, compiled once, from any thread."""
+included, in one query each time, compiled once, from any thread; and inserts built once that
+write the rows the ORM writes."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Q
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
 
-from city.api.prepared import Prepared
+from city.api.prepared import Insert, Prepared
 from city.identity.ids import secret_hash
 from city.identity.models import ApiSecret
-from tasks.models import Task
+from tasks.models import Sandbox, Task, TaskEvent
 
 
 def values(obj) -> dict:
@@ -90,3 +93,69 @@ def test_another_thread_runs_it_on_its_own_connection(postgres, alice, submitted
 
     assert found[0].pk == submitted["id"]
     assert used[0] is not connections["default"]
+
+
+def test_a_locking_read_locks_and_refuses_to_run_outside_a_transaction(alice, submitted):
+    tasks = Prepared(
+        lambda owner_id, task_id: Task.objects.select_for_update().filter(
+            caller_owner=owner_id, pk=task_id
+        )
+    )
+
+    with transaction.atomic(), CaptureQueriesContext(connections["default"]) as queries:
+        found = tasks.first(owner_id=alice.owner.pk, task_id=submitted["id"])
+    with pytest.raises(TransactionManagementError):
+        tasks.first(owner_id=alice.owner.pk, task_id=submitted["id"])
+
+    assert found.pk == submitted["id"]
+    if connections["default"].features.has_select_for_update:
+        assert queries[0]["sql"].rstrip().endswith("FOR UPDATE")
+
+
+# Insert: rows written as the ORM writes them, in one statement built once
+
+
+def row(obj) -> dict:
+    """A row's values as read back, but for its id and creation time."""
+    fresh = type(obj).objects.get(pk=obj.pk)
+    return {k: v for k, v in values(fresh).items() if k not in ("id", "created_at")}
+
+
+def test_an_insert_writes_the_rows_the_orm_writes_and_sets_their_keys(
+    alice, submitted, django_assert_num_queries
+):
+    insert = Insert(TaskEvent)
+    task = Task.objects.get(pk=submitted["id"])
+
+    def build(n):
+        return TaskEvent(
+            task=task, type="note", from_status="a", to_status="b", actor="me", data={"n": n}
+        )
+
+    ours, orms = [build(1), build(2)], [build(1), build(2)]
+    with django_assert_num_queries(1):
+        insert(*ours)
+    TaskEvent.objects.bulk_create(orms)
+
+    assert all(isinstance(e.pk, int) and not e._state.adding for e in ours)
+    assert [row(e) for e in ours] == [row(e) for e in orms]
+    assert [e.pk for e in ours] == sorted(e.pk for e in ours)  # in the order given
+    assert all(e.created_at is not None for e in ours)  # auto_now_add, as save() sets it
+
+
+def test_an_insert_keeps_a_key_set_in_python(alice, submitted):
+    task = Task.objects.get(pk=submitted["id"])
+    sandbox = Sandbox(task=task, provider="local")
+    key = sandbox.pk  # the model's default, set when built
+
+    Insert(Sandbox)(sandbox)
+
+    assert Sandbox.objects.get(pk=key).task_id == task.pk
+
+
+def test_an_insert_refuses_rows_some_with_keys_and_some_without(alice, submitted):
+    task = Task.objects.get(pk=submitted["id"])
+    keyed = TaskEvent(task=task, type="note", actor="me", id=10**9)
+
+    with pytest.raises(ValueError, match="every row"):
+        Insert(TaskEvent)(TaskEvent(task=task, type="note", actor="me"), keyed)
