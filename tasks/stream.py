@@ -182,34 +182,28 @@ def publish(recorded: Sequence[TaskEvent]) -> None:
 
     It runs after every commit that records an event, on the request path: in process, an event
     nobody here listens to is not even encoded."""
-    through_redis = bool(getattr(settings, "EVENTSTREAM_REDIS", None))
-    listening = None if through_redis else hub().listeners_by_channel
-    messages = []
+    if getattr(settings, "EVENTSTREAM_REDIS", None):
+        # One message for the whole commit, one line per event (see _wire): every web process
+        # receives it, and one with no stream on an event's channels does not even decode it.
+        wire = "\n".join(_wire(row, channels_of(row.task)) for row in recorded)
+        if wire:
+            _redis().publish(settings.STREAM_REDIS_CHANNEL, wire)
+        return
+    manager = hub()
+    listening = manager.listeners_by_channel
     for row in recorded:
-        channels = channels_of(row.task)
-        if listening is not None:
-            channels = [channel for channel in channels if channel in listening]
+        channels = [channel for channel in channels_of(row.task) if channel in listening]
         group = records(row, row.task) if channels else []
         if group:
-            messages += [Event(channel, row.type, group, id=row.pk) for channel in channels]
-    if not messages:
-        return
-    if through_redis:
-        pipe = _redis().pipeline(transaction=False)
-        for message in messages:
-            pipe.publish(settings.STREAM_REDIS_CHANNEL, _wire(message))
-        pipe.execute()
-    else:
-        manager = hub()
-        for message in messages:
-            manager.add_to_queues(message.channel, message)
+            for channel in channels:
+                manager.add_to_queues(channel, Event(channel, row.type, group, id=row.pk))
 
 
-def _wire(event: Event) -> str:
-    """django-eventstream's Redis message for one event on one channel."""
-    return json.dumps(
-        {"channel": event.channel, "event_type": event.type, "data": event.data, "pub_id": event.id}
-    )
+def _wire(row: TaskEvent, channels: list[str]) -> str:
+    """One event's line in a Redis message: the channels it goes to, a tab, then the event as
+    JSON (which holds no raw tab or newline)."""
+    event = {"event_type": row.type, "data": records(row, row.task), "pub_id": row.pk}
+    return f"{' '.join(channels)}\t{json.dumps(event)}"
 
 
 # Receiving, in the ASGI server's process.
@@ -315,15 +309,23 @@ class Hub(ListenerManager):
             delay = min(delay * 2, 5.0)
 
     def _receive(self, raw: bytes) -> None:
-        try:
-            message = json.loads(raw)
-            event = Event(
-                message["channel"], message["event_type"], message["data"], id=message["pub_id"]
-            )
-        except (ValueError, KeyError, TypeError):
-            logger.warning("stream: ignored a malformed message %r", raw[:200])
-            return
-        self.add_to_queues(event.channel, event)
+        """Queue a message's events (see _wire) for the streams here that show them."""
+        for line in raw.split(b"\n"):
+            head, tab, body = line.partition(b"\t")
+            channels = head.decode(errors="replace").split(" ")
+            listening = [c for c in channels if c in self.listeners_by_channel]
+            try:
+                if not tab:
+                    raise ValueError("no tab")
+                if not listening:
+                    continue  # nobody here shows it: not even decoded
+                message = json.loads(body)
+                kind, data, event_id = message["event_type"], message["data"], message["pub_id"]
+            except (ValueError, KeyError, TypeError):
+                logger.warning("stream: ignored a malformed message %r", line[:200])
+                continue
+            for channel in listening:
+                self.add_to_queues(channel, Event(channel, kind, data, id=event_id))
 
     async def _poll(self) -> None:
         """Every STREAM_POLL_SECONDS, the keys of the events recorded since the last look (one
