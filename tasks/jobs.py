@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from celery import shared_task
+from celery import current_task, shared_task
 from django.utils import timezone
 
 from tasks import selectors, services
@@ -21,14 +21,22 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue_after(events: Sequence[TaskEvent]) -> None:
-    """The next job of each committed event: route, check quality, or clean up sandboxes."""
+    """The next job of each committed event: route, check quality, or clean up sandboxes.
+
+    A change made by a job (a quality check settling its task) cleans up the sandboxes right
+    there, on the worker, rather than queueing one more job for it; a failure is logged like a
+    failed enqueue, and the sweep destroys what was left live.
+    """
     for event in events:
         if event.type == "submit" and event.data.get("routing") == "smart":
             route_task.delay(event.task_id)
         elif event.type == "complete":
             check_quality.delay(event.task_id)
         if event.to_status in TERMINAL_STATUSES and event.from_status not in TERMINAL_STATUSES:
-            destroy_sandboxes.delay(event.task_id)
+            if current_task:
+                services.sandboxes_destroy_for_task(task_id=event.task_id)
+            else:
+                destroy_sandboxes.delay(event.task_id)
 
 
 @shared_task

@@ -15,6 +15,7 @@ import pytest
 from tasks import jobs
 from tasks.models import Sandbox, Task
 from tasks.sandboxes import LocalProvider
+from tests.actions import fail, hand_in_and_get
 from tests.factories import error_of, task_body
 
 E2B_KEY = "e2b_test_key_0123456789"
@@ -333,3 +334,26 @@ def test_it_fails_a_task_even_when_e2b_cannot_destroy_its_sandbox(e2b, submitted
     jobs.sweep_timeouts()
     assert Sandbox.objects.get(pk=sid).status == "destroyed"
     assert e2b.live == set()
+
+
+def test_a_job_that_settles_a_task_destroys_its_sandbox_itself(executing, rex, monkeypatch):
+    """The quality check (a job) settles the task and cleans up right there: no cleanup job is
+    queued for it. A change made by a request (a fail) queues the cleanup job instead."""
+    queued = []
+    monkeypatch.setattr(jobs.destroy_sandboxes, "delay", queued.append)
+
+    task = hand_in_and_get(rex, executing["id"])  # eager here: the check runs as a job
+
+    assert task["status"] == "completed"
+    assert Sandbox.objects.get(pk=executing["sandboxId"]).status == "destroyed"
+    assert queued == []
+
+
+def test_a_request_that_ends_a_task_queues_its_sandbox_cleanup(executing, rex, monkeypatch):
+    queued = []
+    monkeypatch.setattr(jobs.destroy_sandboxes, "delay", queued.append)
+
+    assert fail(rex, executing["id"])["status"] == "failed"
+
+    assert queued == [executing["id"]]
+    assert Sandbox.objects.get(pk=executing["sandboxId"]).status == "live"  # the job's to do
