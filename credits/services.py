@@ -133,7 +133,7 @@ def _balances_set(balances: dict[int, int]) -> None:
         cursor.execute(sql, params)
 
 
-def _lock(where: Q | Prepared, *, expect: int, open_missing, **params: str) -> list[Account]:
+def _lock(where: Q | Prepared, *, expect: int, open_missing, **params: str | int) -> list[Account]:
     """Lock the accounts matching ``where`` (or a compiled query's, with ``params``) in one
     query, opening any missing ones first.
 
@@ -162,6 +162,37 @@ _HOLDER_ACCOUNTS = {
     )
     for holder, kind in (("owner", Account.Kind.POOL), ("agent", Account.Kind.EARNINGS))
 }
+
+
+# A capture's four accounts (payer, escrow, payee, a fee shard), locked: every quality check.
+# One compiled query per fee shard (a small integer cannot carry Prepared's marker).
+_CAPTURE_ACCOUNTS: dict[int, Prepared] = {}
+
+
+def _capture_accounts(shard: int) -> Prepared:
+    if shard not in _CAPTURE_ACCOUNTS:
+        _CAPTURE_ACCOUNTS[shard] = Prepared(
+            lambda payer_id, escrow_id, payee_id: (
+                Account.objects.select_for_update()
+                .filter(
+                    Q(pk__in=[payer_id, escrow_id])
+                    | Q(agent_id=payee_id, kind=Account.Kind.EARNINGS)
+                    | Q(kind=Account.Kind.FEES, shard=shard, owner=None, agent=None)
+                )
+                .order_by("pk")
+            )
+        )
+    return _CAPTURE_ACCOUNTS[shard]
+
+
+_HOLD_LOCKED = Prepared(lambda hold_id: Hold.objects.select_for_update().filter(pk=hold_id))
+
+
+def _hold_locked(pk: int) -> Hold:
+    hold = _HOLD_LOCKED.first(hold_id=pk)
+    if hold is None:
+        raise Hold.DoesNotExist(f"No hold {pk}.")
+    return hold
 
 
 def _one(locked: list[Account], **match) -> Account:
@@ -301,18 +332,18 @@ def hold_capture(*, hold: Hold, price: int, payee_id: str) -> Hold:
     The escrow returns the whole hold to the payer, who is charged the price in the same
     transaction, so the payer's own entries read: hold, release, charge.
     """
-    hold = Hold.objects.select_for_update().get(pk=hold.pk)
+    hold = _hold_locked(hold.pk)
     if hold.status != Hold.Status.OPEN:
         if hold.status == Hold.Status.CAPTURED and hold.payee_id is not None:
             return hold  # a retried capture: the money already moved
         raise HoldNotOpen(f"Hold {hold.reference} is {hold.status}, not open.")
     if not 0 <= price <= hold.amount:
         raise InvalidAmount(f"Price {price} is outside 0..{hold.amount}.")
-    shard = fee_shard(hold)
     locked = _lock(
-        Q(pk__in=[hold.payer_id, hold.escrow_id])
-        | Q(agent_id=payee_id, kind=Account.Kind.EARNINGS)
-        | Q(kind=Account.Kind.FEES, shard=shard, owner=None, agent=None),
+        _capture_accounts(fee_shard(hold)),
+        payer_id=hold.payer_id,
+        escrow_id=hold.escrow_id,
+        payee_id=payee_id,
         expect=4,
         open_missing=lambda: (
             accounts_open(agent=Agent(pk=payee_id)),
@@ -348,7 +379,7 @@ def hold_capture(*, hold: Hold, price: int, payee_id: str) -> Hold:
 @transaction.atomic(savepoint=False)
 def hold_release(*, hold: Hold) -> Hold:
     """Give an open hold back to the payer in full."""
-    hold = Hold.objects.select_for_update().get(pk=hold.pk)
+    hold = _hold_locked(hold.pk)
     if hold.status == Hold.Status.RELEASED:
         return hold
     if hold.status != Hold.Status.OPEN:
@@ -379,7 +410,7 @@ def refund_issue(*, hold: Hold, amount: int, reference: str) -> Hold:
     Later partial refunds take the fee share of the running total, so a charge refunded in
     parts gives back exactly the fee and the payout.
     """
-    hold = Hold.objects.select_for_update().get(pk=hold.pk)
+    hold = _hold_locked(hold.pk)
     if Transaction.objects.filter(reference=reference).exists():
         return hold  # a retried refund: the money already moved
     if hold.status != Hold.Status.CAPTURED:

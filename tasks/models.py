@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import DatabaseError, models
 from django.db.models import Q
 from django_fsm import FSMField, transition
 
+from city.api.prepared import Update
 from city.identity.ids import random_id
 from city.identity.models import Agent, Owner
 from credits.models import Hold
@@ -187,11 +188,18 @@ class Task(ProtectedStatusRefresh):
     )
 
     def save(self, *args, **kwargs) -> None:
+        if not self._state.adding and not args and not kwargs:
+            # Every change to a task saves it this way: the UPDATE is built once.
+            if _update_task(self) != 1:
+                raise DatabaseError("Save with update_fields did not affect any rows.")
+            return
         if not self._state.adding and not args and "update_fields" not in kwargs:
-            kwargs["update_fields"] = [
-                f.name for f in self._meta.concrete_fields if f.name not in self.WRITTEN_ONCE
-            ]
+            kwargs["update_fields"] = self.rewritable_fields()
         super().save(*args, **kwargs)
+
+    @classmethod
+    def rewritable_fields(cls) -> list[str]:
+        return [f.name for f in cls._meta.concrete_fields if f.name not in cls.WRITTEN_ONCE]
 
     @property
     def feedback_refund_deadline(self):
@@ -280,6 +288,9 @@ class Task(ProtectedStatusRefresh):
     @transition(status, source=Status.COMPLETED, target=Status.REFUNDED)
     def refund(self) -> None:
         pass
+
+
+_update_task = Update(Task, Task.rewritable_fields)
 
 
 class TaskEvent(models.Model):

@@ -8,7 +8,9 @@ parameters and builds the model instances as Django's own ``ModelIterable`` does
 select_related objects, the fields' converters). The statement runs on the calling thread's
 connection, so it counts and logs like any other query.
 
-Parameters are strings compared for equality (ids, hashes). A queryset may lock its rows
+Parameters are strings or integers compared for equality (ids, hashes), of the type the first
+call passes (the marker is of that type; an integer marker fits only a 64-bit field, so not a
+small integer's: bake those into the queryset). A queryset may lock its rows
 (``select_for_update``): like Django, each call then refuses to run outside a transaction.
 """
 
@@ -23,6 +25,8 @@ from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.transaction import TransactionManagementError
 
+_INT_MARKER = -(2**62) + 7919  # an integer parameter's marker: no id is ever this
+
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -34,6 +38,7 @@ class _Compiled:
     fields_slice: slice
     populators: list
     locking: bool
+    converters: dict  # the fields' from-database converters, as results_iter would find them
 
 
 class Prepared:
@@ -46,7 +51,7 @@ class Prepared:
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def all(self, **params: str) -> list[Model]:
+    def all(self, **params: str | int) -> list[Model]:
         compiled = self._compiled.get(self.using) or self._compile(params)
         connection = connections[self.using]
         if compiled.locking and connection.get_autocommit():
@@ -61,15 +66,18 @@ class Prepared:
             rows = cursor.fetchall()
         return self._instances(compiled, rows)
 
-    def first(self, **params: str) -> Model | None:
+    def first(self, **params: str | int) -> Model | None:
         found = self.all(**params)
         return found[0] if found else None
 
-    def _compile(self, params: dict[str, str]) -> _Compiled:
+    def _compile(self, params: dict[str, str | int]) -> _Compiled:
         with self._lock:
             if self.using in self._compiled:
                 return self._compiled[self.using]
-            markers = {name: f"\x1fprepared:{name}\x1f" for name in params}
+            markers = {
+                name: _INT_MARKER - n if isinstance(value, int) else f"\x1fprepared:{name}\x1f"
+                for n, (name, value) in enumerate(params.items())
+            }
             queryset = self.build(**markers)
             compiler = queryset.query.get_compiler(using=self.using)
             sql, sql_params = compiler.as_sql()
@@ -89,6 +97,7 @@ class Prepared:
                 fields_slice=slice(start, end),
                 populators=get_related_populators(klass_info, select, self.using),
                 locking=queryset.query.select_for_update,
+                converters=compiler.get_converters([s[0] for s in select[: compiler.col_count]]),
             )
             self._compiled[self.using] = compiled
             return compiled
@@ -97,7 +106,9 @@ class Prepared:
         model = compiled.compiler.klass_info["model"]
         found = []
         # The fields' converters (JSON decoding, SQLite's datetimes...), as Django applies them.
-        for row in compiled.compiler.results_iter([rows]):
+        if compiled.converters:
+            rows = compiled.compiler.apply_converters(rows, compiled.converters)
+        for row in rows:
             obj = model.from_db(self.using, compiled.init_list, row[compiled.fields_slice])
             for populator in compiled.populators:
                 populator.populate(row, obj)
@@ -161,3 +172,36 @@ class Insert:
             sql += " " + returning
         self._sql[key] = sql
         return sql
+
+
+class Update:
+    """``Update(Model, lambda: fields)``, then ``update(obj)``: ``obj``'s row updated by primary
+    key in those fields (each field's ``pre_save``, so ``auto_now`` too, and
+    ``get_db_prep_save``, as ``save(update_fields=...)`` writes them), from SQL built once.
+    Returns the number of rows updated (0 when the row is gone).
+
+    The fields are named by a callable, asked on the first update: a model's fields are not all
+    known while its module is imported.
+    """
+
+    def __init__(self, model: type[Model], fields: Callable[[], list[str]], using: str = "default"):
+        self.model = model
+        self.using = using
+        self._names = fields
+        self._built: tuple[str, list] | None = None
+
+    def __call__(self, obj: Model) -> int:
+        connection = connections[self.using]
+        if self._built is None:
+            meta = self.model._meta
+            fields = [meta.get_field(name) for name in self._names()]
+            qn = connection.ops.quote_name
+            columns = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+            sql = f"UPDATE {qn(meta.db_table)} SET {columns} WHERE {qn(meta.pk.column)} = %s"
+            self._built = (sql, fields)
+        sql, fields = self._built
+        values = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+        values.append(self.model._meta.pk.get_db_prep_value(obj.pk, connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            return cursor.rowcount

@@ -12,9 +12,10 @@ from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from city.api.prepared import Insert, Prepared
+from city.api.prepared import Insert, Prepared, Update
 from city.identity.ids import secret_hash
 from city.identity.models import ApiSecret
+from credits.models import Hold
 from tasks.models import Sandbox, Task, TaskEvent
 
 
@@ -159,3 +160,33 @@ def test_an_insert_refuses_rows_some_with_keys_and_some_without(alice, submitted
 
     with pytest.raises(ValueError, match="every row"):
         Insert(TaskEvent)(TaskEvent(task=task, type="note", actor="me"), keyed)
+
+
+def test_an_integer_parameter_is_substituted_like_a_string(alice, submitted):
+    holds = Prepared(lambda hold_id: Hold.objects.filter(pk=hold_id))
+    hold_id = Task.objects.get(pk=submitted["id"]).hold_id
+
+    assert holds.first(hold_id=hold_id).pk == hold_id
+    assert holds.first(hold_id=hold_id + 10**6) is None
+
+
+# Update: a row's fields written as save(update_fields=...) writes them, from SQL built once
+
+
+def test_an_update_writes_the_fields_it_names_and_only_those(
+    alice, submitted, django_assert_num_queries
+):
+    update = Update(Task, lambda: ["status", "updated_at"])
+    task = Task.objects.get(pk=submitted["id"])
+    before = task.updated_at
+    Task.objects.filter(pk=task.pk).update(price=1)  # changed behind this instance's back
+    task.error_message = "not written: not named"
+    task.refresh_from_db(fields=["status"])
+
+    with django_assert_num_queries(1):
+        assert update(task) == 1
+    fresh = Task.objects.get(pk=task.pk)
+
+    assert fresh.updated_at > before  # auto_now, as save() sets it
+    assert (fresh.price, fresh.error_message) == (1, "")
+    assert update(Task(id="gone")) == 0
