@@ -1,4 +1,5 @@
-"""Querysets compiled to SQL once, then run with new parameters: the hot paths' reads.
+"""Querysets compiled to SQL once, then run with new parameters: the hot paths' reads; and their
+inserts and updates, built once (``Insert``, ``Update``).
 
 Compiling a queryset (resolving its joins, columns and ordering into SQL) costs about a
 millisecond of Python each time, more than PostgreSQL takes to answer a key lookup. A request
@@ -144,6 +145,9 @@ class Insert:
         connection = connections[self.using]
         auto = self._auto
         generated = auto is not None and objs[0].pk is None
+        if generated and not connection.features.can_return_rows_from_bulk_insert:
+            self.model._base_manager.using(self.using).bulk_create(objs)  # an old SQLite
+            return
         fields = [f for f in self._fields if f is not auto] if generated else self._fields
         values = []
         for obj in objs:
