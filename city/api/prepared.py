@@ -146,7 +146,8 @@ class Insert:
         auto = self._auto
         generated = auto is not None and objs[0].pk is None
         if generated and not connection.features.can_return_rows_from_bulk_insert:
-            self.model._base_manager.using(self.using).bulk_create(objs)  # an old SQLite
+            for obj in objs:  # an old SQLite: one INSERT each, its key from the cursor
+                obj.save(force_insert=True, using=self.using)
             return
         fields = [f for f in self._fields if f is not auto] if generated else self._fields
         values = []

@@ -190,3 +190,18 @@ def test_an_update_writes_the_fields_it_names_and_only_those(
     assert fresh.updated_at > before  # auto_now, as save() sets it
     assert (fresh.price, fresh.error_message) == (1, "")
     assert update(Task(id="gone")) == 0
+
+
+def test_an_insert_falls_back_to_the_orm_where_keys_cannot_come_back(alice, submitted, monkeypatch):
+    features = type(connections["default"].features)
+    monkeypatch.setattr(features, "can_return_rows_from_bulk_insert", False)
+    task = Task.objects.get(pk=submitted["id"])
+    events = [TaskEvent(task=task, type="note", actor="me") for _ in range(2)]
+
+    Insert(TaskEvent)(*events)
+
+    assert TaskEvent.objects.filter(task=task, type="note").count() == 2
+    assert all(not e._state.adding for e in events)
+    assert {e.pk for e in events} == set(
+        TaskEvent.objects.filter(task=task, type="note").values_list("pk", flat=True)
+    )
