@@ -311,14 +311,12 @@ class Hub(ListenerManager):
     def _receive(self, raw: bytes) -> None:
         """Queue a message's events (see _wire) for the streams here that show them."""
         for line in raw.split(b"\n"):
-            head, tab, body = line.partition(b"\t")
+            head, _, body = line.partition(b"\t")
             channels = head.decode(errors="replace").split(" ")
             listening = [c for c in channels if c in self.listeners_by_channel]
+            if not listening:
+                continue  # nobody here shows it: not even decoded
             try:
-                if not tab:
-                    raise ValueError("no tab")
-                if not listening:
-                    continue  # nobody here shows it: not even decoded
                 message = json.loads(body)
                 kind, data, event_id = message["event_type"], message["data"], message["pub_id"]
             except (ValueError, KeyError, TypeError):

@@ -12,7 +12,7 @@ from django_eventstream.views import Listener
 
 from city.identity.principals import Principal
 from tasks import services, stream
-from tasks.models import Task
+from tasks.models import Task, TaskEvent
 from tests.actions import fail, hand_in, run_to_completion, start, submit, thumbs
 from tests.factories import GOOD_OUTPUT
 
@@ -175,4 +175,25 @@ def test_events_are_sent_after_commit_and_never_for_a_rollback(listening, alice,
     assert [(task_of(e), e.type) for e in sent] == [
         (tid, "submit"),
         (tid, "assign"),
+    ]
+
+
+def test_a_redis_message_reaches_only_the_streams_here_that_show_its_events(
+    listening, alice, rex, caplog
+):
+    owner = f"owner-{alice.owner.pk}"
+    tid = submit(alice, agentId=rex.id)["id"]
+    recorded = list(TaskEvent.objects.filter(task_id=tid).select_related("task").order_by("id"))
+    on_owner = listening(owner)  # listening from now on: the submit itself is not on it
+    lines = [stream._wire(row, stream.channels_of(row.task)) for row in recorded]
+    lines.append("agent-ag_elsewhere\t{not JSON, and never decoded: nobody here shows it")
+    lines.append(f"{owner}\t{{not JSON")  # shown here, so decoded: malformed, and skipped
+
+    stream.hub()._receive("\n".join(lines).encode())
+
+    sent = on_owner.channel_items[owner]
+    assert [(e.type, e.id) for e in sent] == [(row.type, row.pk) for row in recorded]
+    assert all(task_of(e) == tid for e in sent)
+    assert [r.getMessage()[:40] for r in caplog.records if "malformed" in r.getMessage()] == [
+        f"stream: ignored a malformed message b'{owner}"[:40]
     ]
