@@ -151,9 +151,10 @@ def _lock(where: Q | Prepared, *, expect: int, open_missing, **params: str | int
     raise RuntimeError(f"accounts matching {where} could not be opened")
 
 
-# A holder's spendable account and escrow, locked: every hold (every submit) starts with it.
+# A holder's spendable account and escrow, locked, by the kind it spends from (an owner's pool,
+# an agent's earnings): every hold (every submit) starts with it.
 _HOLDER_ACCOUNTS = {
-    holder: Prepared(
+    kind: Prepared(
         lambda holder_id, holder=holder, kind=kind: (
             Account.objects.select_for_update()
             .filter(**{f"{holder}_id": holder_id}, kind__in=[kind, Account.Kind.ESCROW])
@@ -298,7 +299,7 @@ def hold_place(
         raise InvalidAmount("A hold must be at least 1 cent.")
     _, spend_kind = _holder(owner, agent)
     locked = _lock(
-        _HOLDER_ACCOUNTS["agent" if agent is not None else "owner"],
+        _HOLDER_ACCOUNTS[spend_kind],
         holder_id=(agent or owner).pk,
         expect=2,
         open_missing=lambda: accounts_open(owner=owner, agent=agent),
