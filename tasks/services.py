@@ -16,12 +16,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
 from city.api.errors import ServiceUnavailable
-from city.api.prepared import Insert, Prepared
+from city.api.prepared import Insert, Prepared, Update
 from city.identity.models import Agent, AgentOffer
 from city.identity.principals import Principal
 from credits import services as credits
@@ -47,6 +47,20 @@ from tasks.models import task_id as new_task_id
 from tasks.selectors import is_assignee, is_caller, task_visible
 
 _insert_task = Insert(Task)  # a submit's insert, its SQL built once
+_insert_sandbox = Insert(Sandbox)
+# The agent's and the platform's actions on a task, each a query compiled once (city.api.prepared).
+_TASK = Prepared(lambda task_id: Task.objects.filter(pk=task_id))
+_TASK_LOCKED = Prepared(lambda task_id: Task.objects.select_for_update().filter(pk=task_id))
+_LIVE_SANDBOX = Prepared(
+    lambda task_id: Sandbox.objects.filter(task_id=task_id, status=Sandbox.Status.LIVE)
+)
+_LIVE_SANDBOX_LOCKED = Prepared(
+    lambda task_id: Sandbox.objects.select_for_update().filter(
+        task_id=task_id, status=Sandbox.Status.LIVE
+    )
+)
+_AGENT_LOCKED = Prepared(lambda agent_id: Agent.objects.select_for_update().filter(pk=agent_id))
+_update_sandbox = Update(Sandbox, lambda: ["status", "destroyed_at"])
 # A direct hire's agent and offer, in one query compiled once (city.api.prepared).
 _HIRED_OFFER = Prepared(
     lambda agent_id, task_type: (
@@ -264,12 +278,27 @@ def task_route(*, task_id: str, now=None) -> Task | None:
 # The assigned agent's actions
 
 
-@transaction.atomic
 def sandbox_provision(*, principal: Principal, task_id: str) -> Sandbox:
+    """A live sandbox for the task. The task's row lock orders concurrent provisions, so the
+    second sees the first's sandbox; should the one-live-sandbox constraint still refuse the
+    insert, the whole change is rolled back, the provider's sandbox destroyed again, and the
+    answer is 409 (no savepoint on the common path)."""
+    created: list[Sandbox] = []
+    try:
+        return _sandbox_provision(principal=principal, task_id=task_id, created=created)
+    except IntegrityError:
+        if not created:
+            raise
+        sandboxes.provider().destroy(external_id=created[0].external_id)
+        raise SandboxAlreadyLive() from None
+
+
+@transaction.atomic
+def _sandbox_provision(*, principal: Principal, task_id: str, created: list) -> Sandbox:
     task = _locked_for_assignee(principal, task_id)
     if task.status not in (Status.SUBMITTED, Status.EXECUTING):
         raise InvalidTransition(task, "provision a sandbox for")
-    if task.sandboxes.filter(status=Sandbox.Status.LIVE).exists():
+    if _LIVE_SANDBOX.first(task_id=task.pk) is not None:
         raise SandboxAlreadyLive()
     sandbox = Sandbox(task=task, provider=settings.SANDBOX_PROVIDER)
     try:
@@ -278,14 +307,8 @@ def sandbox_provision(*, principal: Principal, task_id: str) -> Sandbox:
         raise ServiceUnavailable(
             f"The sandbox provider failed: {exc}", code="sandbox_provider_error"
         ) from exc
-    try:
-        # A savepoint on purpose: a concurrent provision that won the unique constraint is
-        # answered with 409 after this one's sandbox is destroyed again.
-        with transaction.atomic():
-            sandbox.save(force_insert=True)
-    except IntegrityError:
-        sandboxes.provider().destroy(external_id=sandbox.external_id)
-        raise SandboxAlreadyLive() from None
+    created.append(sandbox)
+    _insert_sandbox(sandbox)
     events.record(
         events.event(
             task,
@@ -324,15 +347,14 @@ def _sandbox_destroy(sandbox: Sandbox) -> bool:
     sandboxes.provider_for(sandbox.provider).destroy(external_id=sandbox.external_id)
     sandbox.status = Sandbox.Status.DESTROYED
     sandbox.destroyed_at = timezone.now()
-    sandbox.save(update_fields=["status", "destroyed_at"])
+    _update_sandbox(sandbox)
     return True
 
 
 @transaction.atomic
 def sandboxes_destroy_for_task(*, task_id: str) -> int:
     """Destroy every live sandbox of a task (the platform's cleanup at a terminal status)."""
-    live = Sandbox.objects.select_for_update().filter(task_id=task_id, status=Sandbox.Status.LIVE)
-    return sum(_sandbox_destroy(sandbox) for sandbox in live)
+    return sum(_sandbox_destroy(sandbox) for sandbox in _LIVE_SANDBOX_LOCKED.all(task_id=task_id))
 
 
 @transaction.atomic
@@ -340,12 +362,12 @@ def task_start(*, principal: Principal, task_id: str, sandbox_id: str) -> Task:
     """markExecuting: the assigned agent starts work in the task's live sandbox."""
     task = _locked_for_assignee(principal, task_id)
     _require(task, task.start, "start")
-    if not task.sandboxes.filter(pk=sandbox_id, status=Sandbox.Status.LIVE).exists():
+    live = _LIVE_SANDBOX.first(task_id=task.pk)
+    if live is None or live.pk != sandbox_id:
         raise SandboxNotLive(sandbox_id)
     # The agent row is the lock that makes the concurrency cap exact under parallel starts.
-    agent = Agent.objects.select_for_update().get(pk=task.agent_id)
-    executing = Task.objects.filter(agent=agent, status=Status.EXECUTING).count()
-    if executing >= agent.max_concurrent:
+    agent = _AGENT_LOCKED.first(agent_id=task.agent_id)
+    if _executing_count(agent.pk) >= agent.max_concurrent:
         raise AgentAtCapacity(f"Agent is at its limit of {agent.max_concurrent} executing tasks.")
     before = task.status
     task.start(sandbox_id=sandbox_id, at=timezone.now())
@@ -356,6 +378,24 @@ def task_start(*, principal: Principal, task_id: str, sandbox_id: str) -> Task:
         )
     )
     return task
+
+
+_EXECUTING_COUNT = "SELECT COUNT(*) FROM {table} WHERE {agent} = %s AND {status} = %s"
+
+
+def _executing_count(agent_id: str) -> int:
+    """The agent's executing tasks, counted under its row lock (so exactly): one statement,
+    its SQL written once (what ``Task.objects.filter(...).count()`` sends, without compiling
+    it each time)."""
+    qn = connection.ops.quote_name
+    sql = _EXECUTING_COUNT.format(
+        table=qn(Task._meta.db_table),
+        agent=qn(Task._meta.get_field("agent").column),
+        status=qn(Task._meta.get_field("status").column),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [agent_id, Status.EXECUTING])
+        return cursor.fetchone()[0]
 
 
 @transaction.atomic
@@ -418,7 +458,7 @@ def _fail(task: Task, *, reason: str, error_message: str, actor: str) -> Task:
 
 def task_quality_check(*, task_id: str) -> Task | None:
     """Score the output outside any lock (an evaluator may be slow), then pass or reject."""
-    task = Task.objects.filter(pk=task_id).first()
+    task = _TASK.first(task_id=task_id)
     if task is None or task.status != Status.QUALITY_CHECK:
         return task
     verdict = quality.evaluate(task)
@@ -427,7 +467,7 @@ def task_quality_check(*, task_id: str) -> Task | None:
 
 @transaction.atomic
 def _quality_apply(*, task_id: str, verdict: quality.Verdict) -> Task:
-    task = Task.objects.select_for_update().get(pk=task_id)
+    task = _TASK_LOCKED.first(task_id=task_id)
     if task.status != Status.QUALITY_CHECK:
         return task  # another worker settled it first
     before = task.status

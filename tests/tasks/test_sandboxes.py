@@ -357,3 +357,27 @@ def test_a_request_that_ends_a_task_queues_its_sandbox_cleanup(executing, rex, m
 
     assert queued == [executing["id"]]
     assert Sandbox.objects.get(pk=executing["sandboxId"]).status == "live"  # the job's to do
+
+
+def test_a_provision_the_constraint_refuses_is_409_and_leaves_nothing(
+    executing, rex, settings, monkeypatch
+):
+    """Should a second live sandbox get past the check (the task's lock makes that a bug), the
+    one-live-sandbox constraint refuses it: the whole change rolls back, the provider's new
+    sandbox is destroyed again, and the answer is 409 as for any second provision."""
+    from tasks import services
+
+    monkeypatch.setattr(services._LIVE_SANDBOX, "first", lambda **_: None)
+    before = list(Sandbox.objects.values_list("id", flat=True))
+    folders = set(Path(settings.SANDBOX_ROOT).iterdir())
+
+    response = rex.api.post(f"/api/v1/tasks/{executing['id']}/sandbox")
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "sandbox_already_live"
+    assert list(Sandbox.objects.values_list("id", flat=True)) == before
+    assert set(Path(settings.SANDBOX_ROOT).iterdir()) == folders  # its folder removed again
+    types = list(Task.objects.get(pk=executing["id"]).events.values_list("type", flat=True))
+    assert types.count("sandbox_provision") == 1
+    # and the task goes on in its first sandbox
+    assert Sandbox.objects.get(pk=executing["sandboxId"]).status == "live"
