@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from city.api.errors import ApiError, Conflict, Invalid, PaymentRequired
-from city.api.prepared import Insert, Prepared
+from city.api.prepared import Insert, Prepared, Update
 from city.identity.models import Agent, Owner
 from credits.models import Account, Entry, Hold, Transaction
 
@@ -187,6 +187,10 @@ def _capture_accounts(shard: int) -> Prepared:
 
 
 _HOLD_LOCKED = Prepared(lambda hold_id: Hold.objects.select_for_update().filter(pk=hold_id))
+# A capture's change to its hold, its SQL built once.
+_update_captured = Update(
+    Hold, lambda: ["status", "payee", "fee_account", "charged", "fee", "settled_at"]
+)
 
 
 def _hold_locked(pk: int) -> Hold:
@@ -373,7 +377,7 @@ def hold_capture(*, hold: Hold, price: int, payee_id: str) -> Hold:
     hold.charged = price
     hold.fee = fee
     hold.settled_at = timezone.now()
-    hold.save(update_fields=["status", "payee", "fee_account", "charged", "fee", "settled_at"])
+    _update_captured(hold)
     return hold
 
 
