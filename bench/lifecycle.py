@@ -503,6 +503,10 @@ async def client_run(port: int, people: People, args, groups: Groups) -> dict:
             return tally
 
         async def timed(kind: str, settled: Settled | None = None) -> dict:
+            # Each phase starts from a vacuumed database, as autovacuum would keep it between
+            # them: where it is off (it is here), the submit phase's dead rows (the tally's
+            # folded rows, the tasks' old versions) would slow the lifecycle phase after it.
+            await asyncio.to_thread(groups.stats.execute, "VACUUM (ANALYZE)")
             if args.warmup:
                 await phase(kind, args.warmup, settled)
             samples = [groups.sample()]
