@@ -8,7 +8,9 @@ of three requests, sequentially on one keep-alive connection, after ``--warmup``
 
 - ``default``: the first page, pageSize 20, no filter (what a client's ``list()`` sends);
 - ``status``: the same with ``status=failed`` (``--status``);
-- ``page``: page 50 (``--page``), pageSize 20.
+- ``page``: page 50 (``--page``), pageSize 20;
+- ``agent``: the first page of the agent assigned the most of those tasks, as that agent (its
+  whole list, no ``role``: the tasks it hired and those assigned to it, merged).
 
 The three are interleaved, so that a machine slowing down mid-phase moves them all alike. Each
 response must be ``200`` with the exact ``total`` (counted in SQL before the phase); anything
@@ -414,11 +416,33 @@ def bulk_load(
     return loaded - started, time.perf_counter() - loaded
 
 
-def expected_totals(owner, status: str) -> dict[str, int]:
+def expected_totals(owner, status: str, agent_id: str) -> dict[str, int]:
+    from django.db.models import Q
+
     from tasks.models import Task
 
     mine = Task.objects.filter(caller_owner=owner)
-    return {"all": mine.count(), status: mine.filter(status=status).count()}
+    agents = Task.objects.filter(Q(caller_agent_id=agent_id) | Q(agent_id=agent_id))
+    return {
+        "all": mine.count(),
+        status: mine.filter(status=status).count(),
+        "agent": agents.count(),
+    }
+
+
+def busiest_agent(agents: list[str]) -> str:
+    from django.db.models import Count
+
+    from tasks.models import Task
+
+    top = (
+        Task.objects.filter(agent_id__in=agents)
+        .values("agent_id")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "agent_id")
+        .first()
+    )
+    return top["agent_id"] if top else agents[0]
 
 
 # Measuring
@@ -429,25 +453,29 @@ def requests_of(args) -> list[tuple[str, dict]]:
         ("default", {}),
         ("status", {"status": args.status}),
         ("page", {"page": args.page}),
+        ("agent", {}),
     ]
 
 
-def measure(port: int, token: str, args, totals: dict[str, int]) -> tuple[dict, list[str]]:
-    """Latencies in ms per request kind, and what went wrong."""
+def _total_key(name: str, params: dict) -> str:
+    return "agent" if name == "agent" else params.get("status", "all")
+
+
+def measure(port: int, tokens: dict[str, str], args, totals: dict[str, int]):
+    """Latencies in ms per request kind, and what went wrong. ``tokens``: the owner's secret,
+    and the agent's under ``agent``."""
     import httpx
 
     kinds = requests_of(args)
     latencies: dict[str, list[float]] = {name: [] for name, _ in kinds}
     errors: list[str] = []
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    ) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         for n in range(args.warmup + args.requests):
             for name, params in kinds:
+                secret = tokens["agent" if name == "agent" else "owner"]
+                headers = {"Authorization": f"Bearer {secret}"}
                 began = time.perf_counter()
-                response = client.get("/api/v1/tasks", params=params)
+                response = client.get("/api/v1/tasks", params=params, headers=headers)
                 elapsed = (time.perf_counter() - began) * 1000
                 if n >= args.warmup:
                     latencies[name].append(elapsed)
@@ -461,7 +489,7 @@ def _check(response, name: str, params: dict, totals: dict[str, int]) -> str | N
     if response.status_code != 200:
         return f"{name}: {response.status_code} {response.text[:200]}"
     body = response.json()
-    total = totals[params.get("status", "all")]
+    total = totals[_total_key(name, params)]
     page = params.get("page", 1)
     want = {
         "page": page,
@@ -488,7 +516,7 @@ def summary(latencies: list[float]) -> dict:
     }
 
 
-def explain(owner, args) -> list[str]:
+def explain(owner, agent_id: str, args) -> list[str]:
     """EXPLAIN (ANALYZE, BUFFERS) of every statement the endpoint sends for each request that
     reads tasks (the authentication's and the throttle's aside)."""
     from django.db import connection
@@ -496,11 +524,14 @@ def explain(owner, args) -> list[str]:
     from django.test.utils import CaptureQueriesContext
 
     from city.identity import services as identity
+    from city.identity.models import Agent
 
     token = identity.owner_token_issue(owner=owner, name="bench explain").secret
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+    key = identity.agent_key_issue(agent=Agent.objects.get(pk=agent_id), name="bench").secret
     out = []
     for name, params in requests_of(args):
+        secret = key if name == "agent" else token
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_HOST="127.0.0.1")
         client.get("/api/v1/tasks", params)  # plans and caches warm
         with CaptureQueriesContext(connection) as captured:
             response = client.get("/api/v1/tasks", params)
@@ -516,11 +547,11 @@ def explain(owner, args) -> list[str]:
     return out
 
 
-def phase(label: int, args, owner, token: str, server_env: dict) -> dict:
-    totals = expected_totals(owner, args.status)
+def phase(label: int, args, owner, tokens: dict[str, str], server_env: dict) -> dict:
+    totals = expected_totals(owner, args.status, tokens["agent_id"])
     server, port = server_start(args, server_env)
     try:
-        latencies, errors = measure(port, token, args, totals)
+        latencies, errors = measure(port, tokens, args, totals)
     finally:
         server_stop(server)
     result = {
@@ -531,7 +562,7 @@ def phase(label: int, args, owner, token: str, server_env: dict) -> dict:
         "first_errors": errors[:10],
     }
     if args.explain:
-        result["explain"] = explain(owner, args)
+        result["explain"] = explain(owner, tokens["agent_id"], args)
     return result
 
 
@@ -553,7 +584,13 @@ def main(argv: list[str]) -> int:
         django_setup(args.database_url, args.redis_url)
         migrate()
         tokens, agents, _ = people(1)
-        from city.identity.models import Owner
+        from city.identity import services as identity
+        from city.identity.models import Agent, Owner
+
+        agent_keys = {
+            agent.pk: identity.agent_key_issue(agent=agent, name="bench list").secret
+            for agent in Agent.objects.filter(pk__in=agents)
+        }
 
         owner = Owner.objects.get(user__username="api-0@bench.example.com")
         if tasks_of(owner) + args.tasks_small // LIVE_SHARE > args.tasks_small:
@@ -591,7 +628,9 @@ def main(argv: list[str]) -> int:
                 f"the owner holds {tasks_of(owner):,}",
                 flush=True,
             )
-        results.append(phase(target, args, owner, tokens[0], server_env))
+        agent_id = busiest_agent(agents)
+        secrets_ = {"owner": tokens[0], "agent_id": agent_id, "agent": agent_keys[agent_id]}
+        results.append(phase(target, args, owner, secrets_, server_env))
     ok, ledger = ledger_check()
 
     small, large = results
@@ -626,7 +665,7 @@ def main(argv: list[str]) -> int:
         )
         for result in results:
             for name, figures in result["requests"].items():
-                total = result["totals"]["all" if name != "status" else args.status]
+                total = result["totals"][_total_key(name, dict(requests_of(args))[name])]
                 print(
                     f"{result['tasks']:>10,} {name:>8} {total:>10,} {figures['p50_ms']:>8} "
                     f"{figures['p95_ms']:>8} {figures['max_ms']:>8}"

@@ -92,7 +92,7 @@ class TaskCollection(ApiView):
         }
         return paginate(
             request,
-            selectors.task_list(**which),
+            selectors.task_page_source(**which),
             TaskSerializer,
             total=lambda: selectors.task_total(**which),
         )

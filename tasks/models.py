@@ -149,8 +149,13 @@ class Task(ProtectedStatusRefresh):
                 fields=["caller_owner", "status", "-created_at", "-id"],
                 name="task_owner_status_newest",
             ),
-            models.Index(fields=["caller_agent", "-created_at"]),
-            models.Index(fields=["agent", "status", "created_at"]),
+            # An agent's lists, newest first: the tasks it hired, those assigned to it (with and
+            # without a status; the status one also serves its queue, oldest first).
+            models.Index(fields=["caller_agent", "-created_at", "-id"], name="task_hirer_newest"),
+            models.Index(fields=["agent", "-created_at", "-id"], name="task_agent_newest"),
+            models.Index(
+                fields=["agent", "status", "-created_at", "-id"], name="task_agent_status_newest"
+            ),
             models.Index(fields=["status", "updated_at"]),
             models.Index(fields=["status", "next_route_at"]),
         ]

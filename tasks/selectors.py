@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,6 +54,10 @@ def is_assignee(task: Task, principal: Principal) -> bool:
     return principal.is_agent and task.agent_id == principal.agent.pk
 
 
+# Every task list's order, newest first; the indexes the lists read are in this order.
+LIST_ORDER = ("-created_at", "-id")
+
+
 def task_list(*, principal: Principal, status: str | None = None, role: str | None = None):
     if role == "caller":
         where = Q(caller_agent=principal.agent)
@@ -63,7 +68,50 @@ def task_list(*, principal: Principal, status: str | None = None, role: str | No
     tasks = Task.objects.filter(where)
     if status:
         tasks = tasks.filter(status=status)
-    return tasks.order_by("-created_at", "-id")
+    return tasks.order_by(*LIST_ORDER)
+
+
+def task_page_source(*, principal: Principal, status: str | None = None, role: str | None = None):
+    """``task_list``'s rows in its order, in the form the list endpoint pages (slice it; do not
+    filter it). An agent's whole list (no ``role``) is the tasks it hired and those assigned to
+    it, two halves each read in its own index's order (``task_hirer_newest``,
+    ``task_agent_newest`` or ``task_agent_status_newest``) and merged (``MergedPages``): an
+    ``OR`` of the two would make PostgreSQL sort every task of the agent for each page. The
+    halves never share a task: an agent cannot be assigned a task it hired (neither a direct
+    hire nor routing allows it; were one so, it is listed once, with the assigned)."""
+    if not principal.is_agent or role:
+        return task_list(principal=principal, status=status, role=role)
+    hired = task_list(principal=principal, status=status, role="caller")
+    assigned = task_list(principal=principal, status=status, role="assignee")
+    return MergedPages(hired.exclude(agent=principal.agent), assigned)
+
+
+class MergedPages:
+    """Disjoint querysets of tasks, sliced as one list in ``LIST_ORDER``: ``merged[a:b]``.
+
+    On PostgreSQL one statement: each half limited to the slice's end in its own order, the
+    union ordered and sliced, so that each half reads at most ``b`` rows off its index and only
+    the page's rows come back. Elsewhere (SQLite, which takes no ORDER BY or LIMIT inside a
+    compound statement): each half's first ``b`` rows, merged here.
+    """
+
+    def __init__(self, *halves: QuerySet[Task]):
+        self.halves = [half.order_by(*LIST_ORDER) for half in halves]
+
+    def __getitem__(self, window: slice) -> list[Task]:
+        if not isinstance(window, slice) or window.step or window.stop is None:
+            raise TypeError("MergedPages takes a slice with an end: merged[a:b]")
+        start, stop = window.start or 0, window.stop
+        if connection.features.supports_slicing_ordering_in_compound:
+            return list(self.union(start, stop))
+        heads = [half[:stop] for half in self.halves]
+        merged = heapq.merge(*heads, key=lambda task: (task.created_at, task.pk), reverse=True)
+        return list(merged)[start:stop]
+
+    def union(self, start: int, stop: int) -> QuerySet[Task]:
+        """The one statement that reads ``[start:stop]`` where the database allows it."""
+        heads = [half[:stop] for half in self.halves]
+        return heads[0].union(*heads[1:], all=True).order_by(*LIST_ORDER)[start:stop]
 
 
 def _tally_scopes(principal: Principal, role: str | None) -> list[tuple[str, int]]:
