@@ -91,14 +91,16 @@ class Task(ProtectedStatusRefresh):
     max_budget = models.BigIntegerField()
     price = models.BigIntegerField(null=True, blank=True)
 
+    # Not indexed alone: each leads one of the lists' indexes (Meta.indexes), which serve its
+    # lookups too; an index of its own would only cost every task write one more entry.
     caller_owner = models.ForeignKey(
-        Owner, models.PROTECT, null=True, blank=True, related_name="tasks_submitted"
+        Owner, models.PROTECT, null=True, blank=True, related_name="tasks_submitted", db_index=False
     )
     caller_agent = models.ForeignKey(
-        Agent, models.PROTECT, null=True, blank=True, related_name="tasks_submitted"
+        Agent, models.PROTECT, null=True, blank=True, related_name="tasks_submitted", db_index=False
     )
     agent = models.ForeignKey(
-        Agent, models.PROTECT, null=True, blank=True, related_name="tasks_assigned"
+        Agent, models.PROTECT, null=True, blank=True, related_name="tasks_assigned", db_index=False
     )
     direct_hire = models.BooleanField(default=False)
     # Routing: since when the task waits for an agent (its creation, or the moment a routed

@@ -3,9 +3,12 @@ newest first (``tasks.selectors.task_page_source`` merges the two), with and wit
 
 Built CONCURRENTLY on PostgreSQL, so that writes to a large task table go on meanwhile (the
 migration is not atomic for that reason), and the new indexes exist before the two they replace
-are dropped; elsewhere (SQLite: tests and development) plain CREATE and DROP INDEX.
+are dropped; elsewhere (SQLite: tests and development) plain CREATE and DROP INDEX. The
+foreign keys' own indexes (and their ``LIKE`` twins) go too: each of those columns now leads one
+of the lists' indexes, and every task write paid for six index entries nothing read.
 """
 
+import django.db.models.deletion
 from django.contrib.postgres import operations as postgres
 from django.db import migrations, models
 from django.db.migrations.operations import AddIndex, RemoveIndex
@@ -71,4 +74,24 @@ class Migration(migrations.Migration):
         ),
         RemoveIndexConcurrently(model_name="task", name="tasks_task_caller__92e1d9_idx"),
         RemoveIndexConcurrently(model_name="task", name="tasks_task_agent_i_80619e_idx"),
+        # The foreign keys' own indexes: each column leads a list index now.
+        *(
+            migrations.AlterField(
+                model_name="task",
+                name=name,
+                field=models.ForeignKey(
+                    blank=True,
+                    db_index=False,
+                    null=True,
+                    on_delete=django.db.models.deletion.PROTECT,
+                    related_name=related_name,
+                    to=to,
+                ),
+            )
+            for name, related_name, to in [
+                ("caller_owner", "tasks_submitted", "identity.owner"),
+                ("caller_agent", "tasks_submitted", "identity.agent"),
+                ("agent", "tasks_assigned", "identity.agent"),
+            ]
+        ),
     ]
