@@ -13,6 +13,7 @@ handler renders them.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -45,6 +46,8 @@ from tasks.events import SYSTEM
 from tasks.models import FailureReason, Feedback, Sandbox, Status, Task
 from tasks.models import task_id as new_task_id
 from tasks.selectors import is_assignee, is_caller, task_visible
+
+logger = logging.getLogger(__name__)
 
 _insert_task = Insert(Task)  # a submit's insert, its SQL built once
 _insert_sandbox = Insert(Sandbox)
@@ -280,17 +283,20 @@ def task_route(*, task_id: str, now=None) -> Task | None:
 
 def sandbox_provision(*, principal: Principal, task_id: str) -> Sandbox:
     """A live sandbox for the task. The task's row lock orders concurrent provisions, so the
-    second sees the first's sandbox; should the one-live-sandbox constraint still refuse the
-    insert, the whole change is rolled back, the provider's sandbox destroyed again, and the
-    answer is 409 (no savepoint on the common path)."""
-    created: list[Sandbox] = []
+    second sees the first's sandbox and is refused; should the one-live-sandbox constraint
+    still refuse an insert, that is the same 409. Whatever fails once the provider has made the
+    sandbox rolls the whole change back, and the provider's sandbox is destroyed again: no row
+    would ever lead the sweep to it."""
+    created: list[Sandbox] = []  # the provider's sandbox, once made
     try:
         return _sandbox_provision(principal=principal, task_id=task_id, created=created)
-    except IntegrityError:
-        if not created:
-            raise
-        sandboxes.provider().destroy(external_id=created[0].external_id)
-        raise SandboxAlreadyLive() from None
+    except Exception:
+        for sandbox in created:
+            try:
+                sandboxes.provider().destroy(external_id=sandbox.external_id)
+            except sandboxes.SandboxError:
+                logger.exception("sandbox %s: left with the provider", sandbox.external_id)
+        raise
 
 
 @transaction.atomic
@@ -308,7 +314,10 @@ def _sandbox_provision(*, principal: Principal, task_id: str, created: list) -> 
             f"The sandbox provider failed: {exc}", code="sandbox_provider_error"
         ) from exc
     created.append(sandbox)
-    _insert_sandbox(sandbox)
+    try:
+        _insert_sandbox(sandbox)  # no savepoint: a refusal ends the whole change
+    except IntegrityError:
+        raise SandboxAlreadyLive() from None
     events.record(
         events.event(
             task,
@@ -468,7 +477,7 @@ def task_quality_check(*, task_id: str) -> Task | None:
 @transaction.atomic
 def _quality_apply(*, task_id: str, verdict: quality.Verdict) -> Task:
     task = _TASK_LOCKED.first(task_id=task_id)
-    if task.status != Status.QUALITY_CHECK:
+    if task is None or task.status != Status.QUALITY_CHECK:
         return task  # another worker settled it first
     before = task.status
     now = timezone.now()

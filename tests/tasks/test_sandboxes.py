@@ -381,3 +381,25 @@ def test_a_provision_the_constraint_refuses_is_409_and_leaves_nothing(
     assert types.count("sandbox_provision") == 1
     # and the task goes on in its first sandbox
     assert Sandbox.objects.get(pk=executing["sandboxId"]).status == "live"
+
+
+def test_a_provision_that_fails_after_the_provider_made_the_sandbox_destroys_it(
+    submitted, rex, settings, monkeypatch
+):
+    """Nothing in the database would lead the sweep to a sandbox whose change rolled back, so
+    the provision destroys it itself before the error goes on."""
+    from city.identity.principals import Principal
+    from tasks import services
+
+    def broken(*events):
+        raise RuntimeError("the event store is down")
+
+    monkeypatch.setattr(services.events, "record", broken)
+
+    with pytest.raises(RuntimeError):
+        services.sandbox_provision(principal=Principal(agent=rex.agent), task_id=submitted["id"])
+
+    assert not Sandbox.objects.filter(task_id=submitted["id"]).exists()
+    root = Path(settings.SANDBOX_ROOT)
+    assert root.is_dir()  # the provider made the sandbox there...
+    assert list(root.iterdir()) == []  # ...and it is gone again
