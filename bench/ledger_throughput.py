@@ -164,6 +164,24 @@ def database_create_if_missing(db: dict) -> bool:
         return True
 
 
+def services_ready(database_url: str, redis_url: str, prepare=database_create_if_missing) -> dict:
+    """The parsed benchmark database once Redis answers and ``prepare`` made the database
+    ready on PostgreSQL (by default: created if missing); ``Refused`` saying which is missing."""
+    db = target_of(database_url)
+    import psycopg
+    import redis
+
+    try:
+        redis.Redis.from_url(redis_url).ping()
+    except redis.RedisError as exc:
+        raise Refused(f"this benchmark needs Redis at {redis_url}: {exc}") from None
+    try:
+        prepare(db)
+    except psycopg.OperationalError as exc:
+        raise Refused(f"this benchmark needs PostgreSQL at {database_url}: {exc}") from None
+    return db
+
+
 def django_setup(url: str, max_threads: int) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "city.settings"

@@ -61,13 +61,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api_ceiling
 from api_ceiling import BUDGET, django_setup, ledger_check, migrate, people, server_start
-from ledger_throughput import (
-    Refused,
-    cpu_model,
-    database_create_if_missing,
-    server_params,
-    target_of,
-)
+from ledger_throughput import Refused, cpu_model, server_params, services_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/city_bench_lifecycle"
@@ -669,20 +663,7 @@ def main(argv: list[str]) -> int:
     run = f"bench-lifecycle-{uuid.uuid4().hex[:8]}"
     queue = f"{run}:jobs"
     try:
-        db = target_of(args.database_url)
-        import psycopg
-        import redis
-
-        try:
-            redis.Redis.from_url(args.redis_url).ping()
-        except redis.RedisError as exc:
-            raise Refused(f"this benchmark needs Redis at {args.redis_url}: {exc}") from None
-        try:
-            database_create_if_missing(db)
-        except psycopg.OperationalError as exc:
-            raise Refused(
-                f"this benchmark needs PostgreSQL at {args.database_url}: {exc}"
-            ) from None
+        db = services_ready(args.database_url, args.redis_url)
         # Every process started here inherits these: the run's own queue and stream channel.
         os.environ.update(CELERY_QUEUE=queue, STREAM_REDIS_CHANNEL=run)
         django_setup(args.database_url, args.redis_url)
@@ -714,6 +695,8 @@ def main(argv: list[str]) -> int:
         return 2
 
     logs = [Path(str(WORKER_LOG).format(n=n)) for n in range(len(workers))]
+    import psycopg
+
     stats = None
     try:
         stats = psycopg.connect(dbname=db["NAME"], autocommit=True, **server_params(db))

@@ -79,7 +79,7 @@ from ledger_throughput import (
     database_create_if_missing,
     percentile,
     server_params,
-    target_of,
+    services_ready,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -569,18 +569,7 @@ def phase(label: int, args, owner, tokens: dict[str, str], server_env: dict) -> 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        db = target_of(args.database_url)
-        import psycopg
-        import redis
-
-        try:
-            redis.Redis.from_url(args.redis_url).ping()
-        except redis.RedisError as exc:
-            raise Refused(f"Redis is needed at {args.redis_url}: {exc}") from None
-        try:
-            database_fresh(db)
-        except psycopg.OperationalError as exc:
-            raise Refused(f"PostgreSQL is needed at {args.database_url}: {exc}") from None
+        services_ready(args.database_url, args.redis_url, prepare=database_fresh)
         django_setup(args.database_url, args.redis_url)
         migrate()
         tokens, agents, _ = people(1)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_ceiling import BUDGET, django_setup, migrate, people
-from ledger_throughput import Refused, cpu_model, database_create_if_missing, target_of
+from ledger_throughput import Refused, cpu_model, services_ready
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/city_bench_lifecycle"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -104,18 +104,7 @@ def run(args) -> dict[str, list[float]]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        db = target_of(args.database_url)
-        import psycopg
-        import redis
-
-        try:
-            redis.Redis.from_url(args.redis_url).ping()
-        except redis.RedisError as exc:
-            raise Refused(f"this benchmark needs Redis at {args.redis_url}: {exc}") from None
-        try:
-            database_create_if_missing(db)
-        except psycopg.OperationalError as exc:
-            raise Refused(f"it needs PostgreSQL at {args.database_url}: {exc}") from None
+        services_ready(args.database_url, args.redis_url)
     except Refused as exc:
         print(f"bench/steps: {exc}", file=sys.stderr)
         return 2
