@@ -13,6 +13,7 @@ handler renders them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -389,21 +390,20 @@ def task_start(*, principal: Principal, task_id: str, sandbox_id: str) -> Task:
     return task
 
 
-_EXECUTING_COUNT = "SELECT COUNT(*) FROM {table} WHERE {agent} = %s AND {status} = %s"
+@functools.cache
+def _executing_count_sql(vendor: str) -> str:
+    """What ``Task.objects.filter(agent=..., status=...).count()`` sends, written once."""
+    qn = connection.ops.quote_name
+    table = qn(Task._meta.db_table)
+    agent, status = (qn(Task._meta.get_field(name).column) for name in ("agent", "status"))
+    return f"SELECT COUNT(*) FROM {table} WHERE {agent} = %s AND {status} = %s"
 
 
 def _executing_count(agent_id: str) -> int:
-    """The agent's executing tasks, counted under its row lock (so exactly): one statement,
-    its SQL written once (what ``Task.objects.filter(...).count()`` sends, without compiling
-    it each time)."""
-    qn = connection.ops.quote_name
-    sql = _EXECUTING_COUNT.format(
-        table=qn(Task._meta.db_table),
-        agent=qn(Task._meta.get_field("agent").column),
-        status=qn(Task._meta.get_field("status").column),
-    )
+    """The agent's executing tasks, counted under its row lock (so exactly), in one statement
+    without compiling a queryset each time."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [agent_id, Status.EXECUTING])
+        cursor.execute(_executing_count_sql(connection.vendor), [agent_id, Status.EXECUTING])
         return cursor.fetchone()[0]
 
 
