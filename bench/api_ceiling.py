@@ -165,14 +165,17 @@ def people(owners: int) -> tuple[list[str], list[str], list[str]]:
     return tokens, [a.pk for a in agents], task_ids
 
 
-def pgbench(db: dict, script: str, args) -> float:
+def pgbench(db: dict, script: str, args, **defines: int) -> float:
     """pgbench's transactions per second for ``script`` (its own figure, excluding the initial
-    connection time). The simple query protocol, as Django's psycopg backend sends queries
-    (parameters bound client-side, no prepared statements)."""
+    connection time), with ``:owners`` and ``defines`` as its variables. The simple query
+    protocol, as Django's psycopg backend sends queries (parameters bound client-side, no
+    prepared statements)."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
         file.write(script)
     params = server_params(db)
     command = ["pgbench", "-n", "-f", file.name, "-D", f"owners={args.owners}"]
+    for name, value in defines.items():
+        command += ["-D", f"{name}={value}"]
     command += ["-c", str(args.connections)]
     command += ["-j", str(args.threads), "-T", str(args.seconds), "-M", "simple"]
     command += ["-h", str(params.get("host", "127.0.0.1")), "-p", str(params.get("port", 5432))]
@@ -189,10 +192,12 @@ def pgbench(db: dict, script: str, args) -> float:
 
 def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
     """Copies of City's tables with the run's rows (bench/sql/schema.sql), and ``bench_keys``:
-    owner n's secret, task, accounts and the agent it hires, as pgbench's scripts pick them."""
+    owner n's secret, task, accounts and the agent it hires (its key's hash, its earnings
+    account), as pgbench's scripts pick them."""
     import psycopg
 
     from city.identity.ids import secret_hash
+    from city.identity.models import ApiSecret
     from credits.models import Account
     from tasks.models import Task
 
@@ -211,6 +216,10 @@ def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
                 accounts["pool"],
                 accounts["escrow"],
                 task.agent_id,
+                ApiSecret.objects.filter(agent_id=task.agent_id, revoked_at__isnull=True)
+                .values_list("secret_hash", flat=True)
+                .first(),
+                Account.objects.get(agent_id=task.agent_id, kind=Account.Kind.EARNINGS).pk,
             )
         )
     with psycopg.connect(dbname=db["NAME"], autocommit=True, **server_params(db)) as conn:
@@ -222,7 +231,7 @@ def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
             if statement.startswith("VACUUM"):
                 with conn.cursor() as cursor:
                     cursor.executemany(
-                        "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", keys
+                        "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", keys
                     )
             if statement:
                 conn.execute(statement)

@@ -36,7 +36,12 @@ meanwhile (reaped by the postmaster: any database's, so an upper bound), Redis, 
 machine with its busy cores (what the others on it took shows as the difference), and the
 PostgreSQL sessions opened per item (``pg_stat_database.sessions``).
 
-    bench/lifecycle [--seconds 15] [--concurrency 8] [--wait stream|poll] [--json]
+With ``--ceiling`` it first measures, on the same database and with as many pgbench clients as
+pipelines, what the database alone allows for that ratio (``bench/ceiling``: a completed task's
+SQL against a submit's, statement by statement as City sends them), and prints it before the
+figure with the run's ratio as a share of it.
+
+    bench/lifecycle [--seconds 15] [--concurrency 8] [--wait stream|poll] [--ceiling] [--json]
 
 Exit status: 0 when no error happened and ``check_ledger`` passed; 1 if not; 2 if it refused to
 run (no PostgreSQL or Redis here, or a database whose name does not contain ``bench``).
@@ -61,6 +66,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api_ceiling
 from api_ceiling import BUDGET, django_setup, ledger_check, migrate, people, server_start
+from ceiling import measure as ceiling_measure
+from ceiling import tool_check as ceiling_tool_check
 from ledger_throughput import Refused, cpu_model, server_params, services_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +95,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="first measure the database's own bound on the ratio (bench/ceiling), in this run",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 300 or not 0 <= args.warmup <= 60:
@@ -668,6 +680,20 @@ def main(argv: list[str]) -> int:
         os.environ.update(CELERY_QUEUE=queue, STREAM_REDIS_CHANNEL=run)
         django_setup(args.database_url, args.redis_url)
         migrate()
+        ceiling = None
+        if args.ceiling:
+            ceiling_tool_check()
+            # pgbench with as many clients as there are pipelines, over as many owners as
+            # bench/ceiling's default, so that the owners' row locks do not serialise it.
+            ceiling = ceiling_measure(
+                db,
+                argparse.Namespace(
+                    owners=max(64, args.concurrency),
+                    connections=args.concurrency,
+                    threads=min(2, args.concurrency),
+                    seconds=10,
+                ),
+            )
         tokens, agent_ids, _ = people(args.concurrency)
         from django.db import connection
 
@@ -733,6 +759,7 @@ def main(argv: list[str]) -> int:
         worker_concurrency=args.worker_concurrency,
         cpu=cpu_model(),
         cores=os.cpu_count(),
+        ceiling=ceiling,
     )
     if args.json:
         print(json.dumps(report))
@@ -744,6 +771,12 @@ def main(argv: list[str]) -> int:
         )
         print(table(report, args))
         print(f"ledger: {ledger}")
+        if ceiling is not None:
+            print(ceiling["line"])
+            print(
+                f"the database's own bound on the ratio: {100 * ceiling['ratio']:.1f}%; "
+                f"this run's ratio is {report['ratio'] / ceiling['ratio']:.2f} of it"
+            )
         print(line)
     return 0 if ok and not errors else 1
 

@@ -1,0 +1,143 @@
+"""The database's own bound on ``bench/lifecycle``: a completed task's SQL against a submit's.
+
+``bench/lifecycle`` divides the tasks completed per second by the submits per second. A
+completed task is a submit and then more work, in the database too: the agent's three requests
+(a sandbox, executing, complete) and the quality check's job (the capture, the task completed)
+and the sandbox's cleanup. This runs that work as pgbench scripts, statement by statement as
+City sends it (``bench/sql/submit.sql``, then ``bench/sql/lifecycle.sql``: every write in the
+transaction City makes it in, every lock, every key lookup), on copies of City's tables holding
+the run's rows, with the same connections, and divides the two rates. Were City's own code free,
+the database alone would let ``bench/lifecycle`` reach this ratio and no more.
+
+The scripts run submit, lifecycle, lifecycle, submit, and each rate is the mean of its two runs,
+so that a machine speeding up or slowing down during the run weighs on both alike. The copies
+have the originals' columns, defaults, checks and indexes but neither their triggers (the task
+tally, the ledger's balance check) nor their foreign keys, as for ``bench/submit``'s ceiling:
+both scripts are cheaper than City's real statements, the lifecycle's more so (City's tally
+trigger fires on each of its four task writes, against the submit's one), so with them the bound
+is lower still.
+
+The final line is the figure:
+
+    ceiling: a completed task's SQL 156 tps = 27.2% of a submit's 573 tps (8 connections)
+
+    bench/ceiling [--seconds 10] [--connections 8] [--threads 2] [--owners 64] [--json]
+
+Exit status: 0; 2 if it refused to run (no PostgreSQL or pgbench here, or a database whose name
+does not contain ``bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_ceiling import SQL, django_setup, migrate, people, pgbench, pgbench_schema
+from ledger_throughput import (
+    DEFAULT_DATABASE_URL,
+    Refused,
+    cpu_model,
+    database_create_if_missing,
+    target_of,
+)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/ceiling", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="per pgbench run (4 runs)")
+    parser.add_argument("--connections", type=int, default=8, help="pgbench's clients")
+    parser.add_argument("--threads", type=int, default=2, help="pgbench's threads")
+    parser.add_argument("--owners", type=int, default=64)
+    parser.add_argument(
+        "--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seconds <= 300 or not 1 <= args.connections <= 256:
+        parser.error("--seconds is 1..300 and --connections 1..256")
+    if not 1 <= args.owners <= 10_000 or not 1 <= args.threads <= args.connections:
+        parser.error("--owners is 1..10000 and --threads 1..connections")
+    return args
+
+
+def measure(db: dict, args) -> dict:
+    """Seed ``args.owners`` owners (the first ones are ``bench/lifecycle``'s pipelines' owners),
+    copy the tables, run the two scripts as submit, lifecycle, lifecycle, submit, and return
+    the rates, the ratio and the figure's line."""
+    from django.conf import settings
+    from django.db import connection
+
+    from credits.services import fee_accounts_open
+
+    tokens, _, tasks = people(args.owners)
+    fee_accounts_open()  # the captures' fee accounts, which City opens at its first fee
+    pgbench_schema(db, tokens, tasks)
+    connection.close()
+    scripts = {kind: (SQL / f"{kind}.sql").read_text() for kind in ("submit", "lifecycle")}
+    runs = {"submit": [], "lifecycle": []}
+    for kind in ("submit", "lifecycle", "lifecycle", "submit"):
+        runs[kind].append(pgbench(db, scripts[kind], args, fee_shards=settings.FEE_ACCOUNT_SHARDS))
+    submit = sum(runs["submit"]) / 2
+    lifecycle = sum(runs["lifecycle"]) / 2
+    ratio = lifecycle / submit
+    return {
+        "submit_tps": round(submit, 1),
+        "lifecycle_tps": round(lifecycle, 1),
+        "runs": {kind: [round(tps, 1) for tps in rates] for kind, rates in runs.items()},
+        "ratio": round(ratio, 4),
+        "line": (
+            f"ceiling: a completed task's SQL {lifecycle:,.0f} tps = {100 * ratio:.1f}% of a "
+            f"submit's {submit:,.0f} tps ({args.connections} connections)"
+        ),
+    }
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        tool_check()
+        db = target_of(args.database_url)
+        database_create_if_missing(db)
+        django_setup(args.database_url, args.redis_url)
+        migrate()
+    except Refused as exc:
+        print(f"bench/ceiling: {exc}", file=sys.stderr)
+        return 2
+    report = {
+        "figure": "ceiling",
+        **measure(db, args),
+        "connections": args.connections,
+        "threads": args.threads,
+        "seconds": args.seconds,
+        "owners": args.owners,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        runs = report["runs"]
+        print(
+            f"pgbench, {args.connections} connections, {args.threads} threads, {args.seconds} s "
+            f"a run: submit {runs['submit'][0]:,.0f} then {runs['submit'][1]:,.0f} tps; "
+            f"lifecycle {runs['lifecycle'][0]:,.0f} then {runs['lifecycle'][1]:,.0f} tps"
+        )
+        print(report["line"])
+    return 0
+
+
+def tool_check() -> None:
+    if shutil.which("pgbench") is None:
+        raise Refused("pgbench is needed: apt-get install postgresql-client")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
