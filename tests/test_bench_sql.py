@@ -1,8 +1,7 @@
 """``bench/sql/lifecycle.sql`` says it issues what City issues for one task from submit to
 completed: the same statements, on the same tables, locking the same rows, in the same order
-and the same transactions.
-These tests hold it to that, so that a change to City's SQL cannot leave ``bench/ceiling``
-measuring a task City no longer runs."""
+and the same transactions. These tests hold it to that, so that a change to City's SQL cannot
+leave ``bench/ceiling`` measuring a task City no longer runs."""
 
 from __future__ import annotations
 
