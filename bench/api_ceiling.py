@@ -71,12 +71,20 @@ WRK_LUA = Path(__file__).resolve().parent / "wrk.lua"
 
 def parse_args(kind: str, argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"bench/{kind}", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10, help="per phase (3 phases)")
-    parser.add_argument("--connections", type=int, default=8, help="wrk's and pgbench's")
-    parser.add_argument("--threads", type=int, default=2, help="wrk's and pgbench's")
-    parser.add_argument("--owners", type=int, default=64)
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for the web line")
     parser.add_argument("--web", help="another web command to measure (default: the Procfile's)")
+    return load_options_parsed(
+        parser, argv, seconds="per phase (3 phases)", by="wrk's and pgbench's"
+    )
+
+
+def load_options_parsed(parser, argv: list[str], *, seconds: str, by: str) -> argparse.Namespace:
+    """``argv`` parsed with the options every pgbench-backed figure takes (``by`` says whose
+    connections and threads they are), each checked within its bounds."""
+    parser.add_argument("--seconds", type=int, default=10, help=seconds)
+    parser.add_argument("--connections", type=int, default=8, help=by)
+    parser.add_argument("--threads", type=int, default=2, help=by)
+    parser.add_argument("--owners", type=int, default=64)
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     )
@@ -109,6 +117,16 @@ def django_setup(database_url: str, redis_url: str) -> None:
     import django
 
     django.setup()
+
+
+def database_ready(args) -> dict:
+    """The benchmark database (``args.database_url``, guarded), created if missing, Django set
+    up on it and on ``args.redis_url``, and migrated."""
+    db = target_of(args.database_url)
+    database_create_if_missing(db)
+    django_setup(args.database_url, args.redis_url)
+    migrate()
+    return db
 
 
 def migrate() -> None:
@@ -315,10 +333,7 @@ def main(kind: str, argv: list[str]) -> int:
     args = parse_args(kind, argv)
     try:
         tools_check()
-        db = target_of(args.database_url)
-        database_create_if_missing(db)
-        django_setup(args.database_url, args.redis_url)
-        migrate()
+        db = database_ready(args)
         import redis
 
         try:

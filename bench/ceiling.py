@@ -37,35 +37,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_ceiling import SQL, django_setup, migrate, people, pgbench, pgbench_schema
-from ledger_throughput import (
-    DEFAULT_DATABASE_URL,
-    Refused,
-    cpu_model,
-    database_create_if_missing,
-    target_of,
-)
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+from api_ceiling import SQL, database_ready, load_options_parsed, people, pgbench, pgbench_schema
+from ledger_throughput import Refused, cpu_model
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/ceiling", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10, help="per pgbench run (4 runs)")
-    parser.add_argument("--connections", type=int, default=8, help="pgbench's clients")
-    parser.add_argument("--threads", type=int, default=2, help="pgbench's threads")
-    parser.add_argument("--owners", type=int, default=64)
-    parser.add_argument(
-        "--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    args = parser.parse_args(argv)
-    if not 1 <= args.seconds <= 300 or not 1 <= args.connections <= 256:
-        parser.error("--seconds is 1..300 and --connections 1..256")
-    if not 1 <= args.owners <= 10_000 or not 1 <= args.threads <= args.connections:
-        parser.error("--owners is 1..10000 and --threads 1..connections")
-    return args
+    return load_options_parsed(parser, argv, seconds="per pgbench run (4 runs)", by="pgbench's")
 
 
 def measure(db: dict, args) -> dict:
@@ -104,10 +82,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         tool_check()
-        db = target_of(args.database_url)
-        database_create_if_missing(db)
-        django_setup(args.database_url, args.redis_url)
-        migrate()
+        db = database_ready(args)
     except Refused as exc:
         print(f"bench/ceiling: {exc}", file=sys.stderr)
         return 2
