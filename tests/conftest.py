@@ -38,12 +38,17 @@ def ledger_audited(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit and auth-failure counters live in the cache; no test inherits another's."""
+    """Rate-limit and auth-failure counters live in the cache, and each process keeps the
+    principals of secrets it has seen; no test inherits another's."""
     from django.core.cache import cache
 
+    from city.identity.authentication import principals_forget
+
     cache.clear()
+    principals_forget()
     yield
     cache.clear()
+    principals_forget()
 
 
 @pytest.fixture

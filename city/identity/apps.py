@@ -10,4 +10,6 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI security schemes before any schema is generated.
-        from city.identity import schema  # noqa: F401
+        from city.identity import epoch, schema  # noqa: F401
+
+        epoch.connect()

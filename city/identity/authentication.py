@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from city.api import throttling
 from city.api.prepared import Prepared
 from city.api.throttling import seconds_left_in_window, window_count
+from city.identity import epoch as identity_epoch
 from city.identity.ids import secret_hash
 from city.identity.models import ApiSecret
 from city.identity.principals import Principal
@@ -61,6 +64,40 @@ _LIVE_SECRET = Prepared(
 )
 
 
+# Principals kept by each process, so that a request with a live secret needs no query: one is
+# used only if it was kept at the identity epoch this request reads (``city.identity.epoch``),
+# in the round trip it makes anyway to count itself against the rate limit. What is read from
+# the database is kept at the epoch read *before* the read, so a change that commits in between
+# leaves it stale at once. Without Redis nothing is kept. Kept objects are only ever read.
+KEPT_AT_MOST = 10_000
+KEPT_SECONDS = 300.0
+_kept: dict[str, tuple[bytes, float, ApiSecret]] = {}
+
+
+def principals_forget() -> None:
+    """Drop every principal this process keeps (tests start from none)."""
+    _kept.clear()
+
+
+def _principal_of(record: ApiSecret):
+    if record.kind == ApiSecret.Kind.AGENT:
+        return AgentUser(record.agent), Principal(agent=record.agent)
+    return record.owner.user, Principal(owner=record.owner)
+
+
+def _rate_key(record: ApiSecret) -> str:
+    principal = Principal(agent=record.agent) if record.agent_id else Principal(owner=record.owner)
+    return f"rate:{principal.key}"
+
+
+def _last_used(record: ApiSecret) -> None:
+    """A write per request would make every read a write; a minute's resolution is enough."""
+    now = timezone.now()
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+        ApiSecret.objects.filter(pk=record.pk).update(last_used_at=now)
+        record.last_used_at = now
+
+
 class SecretAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -72,7 +109,25 @@ class SecretAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Use 'Authorization: Bearer <secret>'.", code="malformed_authorization"
             )
-        record = _LIVE_SECRET.first(secret_hash=secret_hash(secret))
+        hashed = secret_hash(secret)
+        kept = _kept.get(hashed)
+        epoch = None
+        if kept is not None:
+            kept_epoch, kept_at, record = kept
+            counted = throttling.window_count_and_get(_rate_key(record), identity_epoch.KEY)
+            if counted is not None:
+                count, epoch = counted
+                # Counted against the kept principal's limit: a secret always names the same
+                # principal, so the count stands whatever the database says next.
+                setattr(request, throttling.COUNTED, count)
+                fresh = time.monotonic() - kept_at < KEPT_SECONDS
+                if epoch is not None and epoch == kept_epoch and fresh:
+                    _last_used(record)
+                    return _principal_of(record)
+            _kept.pop(hashed, None)
+        if epoch is None:
+            epoch = identity_epoch.now()
+        record = _LIVE_SECRET.first(secret_hash=hashed)
         if record is None:
             # Only failures count against the address, so a guesser is slowed down while a
             # valid secret from the same address (a shared NAT, an office) is never refused.
@@ -82,13 +137,12 @@ class SecretAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "The secret is unknown or revoked.", code="invalid_secret"
             )
-        now = timezone.now()
-        # A write per request would make every read a write; a minute's resolution is enough.
-        if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
-            ApiSecret.objects.filter(pk=record.pk).update(last_used_at=now)
-        if record.kind == ApiSecret.Kind.AGENT:
-            return AgentUser(record.agent), Principal(agent=record.agent)
-        return record.owner.user, Principal(owner=record.owner)
+        _last_used(record)
+        if epoch is not None:
+            if len(_kept) >= KEPT_AT_MOST:
+                _kept.clear()
+            _kept[hashed] = (epoch, time.monotonic(), record)
+        return _principal_of(record)
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

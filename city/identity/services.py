@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from city.api.errors import Invalid
-from city.identity import roles
+from city.identity import epoch, roles
 from city.identity.ids import new_secret, secret_hash
 from city.identity.models import TASK_TYPE_PATTERN, Agent, AgentOffer, ApiSecret, Owner
 
@@ -143,7 +143,10 @@ def _secret_issue(kind: str, prefix: str, *, name: str, **holder) -> IssuedSecre
 
 def secrets_revoke(*, secrets: QuerySet[ApiSecret]) -> int:
     """Revoke every secret of ``secrets`` not revoked yet; how many were."""
-    return secrets.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    revoked = secrets.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if revoked:
+        epoch.move()  # no process may answer for them from what it keeps
+    return revoked
 
 
 def secret_revoke(*, record: ApiSecret) -> ApiSecret:
@@ -157,4 +160,7 @@ def agents_set_status(*, agents: QuerySet[Agent], status: str) -> int:
     request (403 agent_suspended) and never hired or routed to."""
     if status not in Agent.Status.values:
         raise IdentityError(f"unknown agent status {status!r}")
-    return agents.exclude(status=status).update(status=status)
+    changed = agents.exclude(status=status).update(status=status)
+    if changed:
+        epoch.move()  # a suspended agent is refused on its next request, whichever process
+    return changed
