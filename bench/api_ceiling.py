@@ -210,12 +210,11 @@ def pgbench(db: dict, script: str, args, **defines: int) -> float:
 
 def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
     """Copies of City's tables with the run's rows (bench/sql/schema.sql), and ``bench_keys``:
-    owner n's secret, task, accounts and the agent it hires (its key's hash, its earnings
-    account), as pgbench's scripts pick them."""
+    owner n's secret, task, accounts and the agent it hires (with its earnings account), as
+    pgbench's scripts pick them."""
     import psycopg
 
     from city.identity.ids import secret_hash
-    from city.identity.models import ApiSecret
     from credits.models import Account
     from tasks.models import Task
 
@@ -234,9 +233,6 @@ def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
                 accounts["pool"],
                 accounts["escrow"],
                 task.agent_id,
-                ApiSecret.objects.filter(agent_id=task.agent_id, revoked_at__isnull=True)
-                .values_list("secret_hash", flat=True)
-                .first(),
                 Account.objects.get(agent_id=task.agent_id, kind=Account.Kind.EARNINGS).pk,
             )
         )
@@ -249,7 +245,7 @@ def pgbench_schema(db: dict, tokens: list[str], task_ids: list[str]) -> None:
             if statement.startswith("VACUUM"):
                 with conn.cursor() as cursor:
                     cursor.executemany(
-                        "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", keys
+                        "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", keys
                     )
             if statement:
                 conn.execute(statement)

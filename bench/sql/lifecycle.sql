@@ -1,15 +1,16 @@
--- One task from submit to completed, statement by statement as City sends them (bench/ceiling):
--- the submit of bench/sql/submit.sql (a direct hire), then as the agent provisionSandbox,
--- markExecuting and complete (each with its key's lookup), then the quality check's job (the
--- task read, then locked with its hold and the four accounts of the capture: the hold's
--- release, the charge, the agent's payout, the fee) and the sandbox's cleanup after it. Every
--- write City makes is here, each in the transaction City makes it in; what only Python does (the
--- evaluation, the stream's publish, the job's enqueue) is not. Parameters come from bench_keys.
+-- One task from submit to completed, statement by statement as City sends them (bench/ceiling),
+-- its callers' principals kept (a web process on Redis keeps those of the secrets it has seen,
+-- so a request sends no key lookup): the submit of bench/sql/submit.sql (a direct hire) but its
+-- key lookup, then as the agent provisionSandbox, markExecuting and complete, then the quality
+-- check's job (the task read, then locked with its hold and the four accounts of the capture:
+-- the hold's release, the charge, the agent's payout, the fee) and the sandbox's cleanup after
+-- it. Every write City makes is here, each in the transaction City makes it in; what only Python
+-- does (the evaluation, the stream's publish, the job's enqueue) is not. Parameters come from
+-- bench_keys.
 \set n random(1, :owners)
 \set r random(1, 1000000000000000000)
 \set shard random(0, :fee_shards - 1)
 -- POST /api/v1/tasks (the owner)
-SELECT s.*, o.*, u.*, a.*, o2.* FROM bench_apisecret s LEFT OUTER JOIN bench_owner o ON (s.owner_id = o.id) LEFT OUTER JOIN bench_user u ON (o.user_id = u.id) LEFT OUTER JOIN bench_agent a ON (s.agent_id = a.id) LEFT OUTER JOIN bench_owner o2 ON (a.operator_id = o2.id) WHERE (s.revoked_at IS NULL AND s.secret_hash = (SELECT secret_hash FROM bench_keys WHERE n = :n)) ORDER BY s.id ASC LIMIT 1;
 BEGIN;
 SELECT f.*, a.* FROM bench_agentoffer f INNER JOIN bench_agent a ON (f.agent_id = a.id) WHERE (f.agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n) AND f.task_type = 'code_review' AND a.status = 'active') LIMIT 21;
 SELECT * FROM bench_account WHERE (owner_id = (SELECT owner_id FROM bench_keys WHERE n = :n) AND kind IN ('pool', 'escrow')) ORDER BY id ASC FOR UPDATE;
@@ -21,7 +22,6 @@ INSERT INTO bench_task (id, task_type, status, input, output, max_budget, price,
 INSERT INTO bench_taskevent (task_id, type, from_status, to_status, actor, data, created_at) SELECT * FROM UNNEST(ARRAY[(:client_id || '-' || :r), (:client_id || '-' || :r)]::varchar[], ARRAY['submit', 'assign']::varchar[], ARRAY['', 'submitted']::varchar[], ARRAY['submitted', 'submitted']::varchar[], ARRAY['owner:o', 'owner:o']::varchar[], ARRAY['{"maxBudget": 500, "routing": "direct"}', '{"agentId": "a", "price": 100, "direct": true}']::jsonb[], ARRAY[now(), now()]::timestamptz[]);
 COMMIT;
 -- POST /api/v1/tasks/{id}/sandbox (the agent)
-SELECT s.*, o.*, u.*, a.*, o2.* FROM bench_apisecret s LEFT OUTER JOIN bench_owner o ON (s.owner_id = o.id) LEFT OUTER JOIN bench_user u ON (o.user_id = u.id) LEFT OUTER JOIN bench_agent a ON (s.agent_id = a.id) LEFT OUTER JOIN bench_owner o2 ON (a.operator_id = o2.id) WHERE (s.revoked_at IS NULL AND s.secret_hash = (SELECT agent_hash FROM bench_keys WHERE n = :n)) ORDER BY s.id ASC LIMIT 1;
 BEGIN;
 SELECT * FROM bench_task WHERE ((caller_agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n) OR agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n)) AND id = (:client_id || '-' || :r)) FOR UPDATE;
 SELECT * FROM bench_sandbox WHERE (status = 'live' AND task_id = (:client_id || '-' || :r));
@@ -29,7 +29,6 @@ INSERT INTO bench_sandbox (id, task_id, provider, external_id, status, created_a
 INSERT INTO bench_taskevent (task_id, type, from_status, to_status, actor, data, created_at) VALUES ((:client_id || '-' || :r), 'sandbox_provision', 'submitted', 'submitted', 'agent:' || (SELECT agent_id FROM bench_keys WHERE n = :n), '{"sandboxId": "sbx"}'::jsonb, now()) RETURNING id;
 COMMIT;
 -- POST /api/v1/tasks/{id}/executing
-SELECT s.*, o.*, u.*, a.*, o2.* FROM bench_apisecret s LEFT OUTER JOIN bench_owner o ON (s.owner_id = o.id) LEFT OUTER JOIN bench_user u ON (o.user_id = u.id) LEFT OUTER JOIN bench_agent a ON (s.agent_id = a.id) LEFT OUTER JOIN bench_owner o2 ON (a.operator_id = o2.id) WHERE (s.revoked_at IS NULL AND s.secret_hash = (SELECT agent_hash FROM bench_keys WHERE n = :n)) ORDER BY s.id ASC LIMIT 1;
 BEGIN;
 SELECT * FROM bench_task WHERE ((caller_agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n) OR agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n)) AND id = (:client_id || '-' || :r)) FOR UPDATE;
 SELECT * FROM bench_sandbox WHERE (status = 'live' AND task_id = (:client_id || '-' || :r));
@@ -39,7 +38,6 @@ UPDATE bench_task SET status = 'executing', output = NULL, price = 100, agent_id
 INSERT INTO bench_taskevent (task_id, type, from_status, to_status, actor, data, created_at) VALUES ((:client_id || '-' || :r), 'start', 'submitted', 'executing', 'agent:' || (SELECT agent_id FROM bench_keys WHERE n = :n), '{"sandboxId": "sbx"}'::jsonb, now()) RETURNING id;
 COMMIT;
 -- POST /api/v1/tasks/{id}/complete
-SELECT s.*, o.*, u.*, a.*, o2.* FROM bench_apisecret s LEFT OUTER JOIN bench_owner o ON (s.owner_id = o.id) LEFT OUTER JOIN bench_user u ON (o.user_id = u.id) LEFT OUTER JOIN bench_agent a ON (s.agent_id = a.id) LEFT OUTER JOIN bench_owner o2 ON (a.operator_id = o2.id) WHERE (s.revoked_at IS NULL AND s.secret_hash = (SELECT agent_hash FROM bench_keys WHERE n = :n)) ORDER BY s.id ASC LIMIT 1;
 BEGIN;
 SELECT * FROM bench_task WHERE ((caller_agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n) OR agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n)) AND id = (:client_id || '-' || :r)) FOR UPDATE;
 UPDATE bench_task SET status = 'quality_check', output = '{"summary": "One finding: x is assigned but never used.", "findings": [{"line": 1, "severity": "low", "message": "unused name x"}]}'::jsonb, price = 100, agent_id = (SELECT agent_id FROM bench_keys WHERE n = :n), routing_since = NULL, route_attempts = 0, next_route_at = NULL, excluded_agent_ids = '[]'::jsonb, execution_timeout = NULL, sandbox_id = ('sbx-' || :client_id || '-' || :r), credits_held = 500, credits_charged = NULL, credits_refunded = 0, quality_score = NULL, quality_reasons = '[]'::jsonb, self_reported_quality_score = NULL, execution_time_ms = 5, failure_reason = '', error_message = '', feedback = '', feedback_at = NULL, updated_at = now(), assigned_at = now(), started_at = now(), completed_at = NULL, finished_at = NULL WHERE id = (:client_id || '-' || :r);

@@ -27,9 +27,8 @@ INSERT INTO bench_task SELECT * FROM tasks_task;
 SELECT setval(pg_get_serial_sequence('bench_hold', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM credits_hold));
 SELECT setval(pg_get_serial_sequence('bench_transaction', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM credits_transaction));
 -- The run's owners, numbered 1..N as pgbench picks them: each one's secret, task and accounts,
--- and the agent it hires: its key's hash and its earnings account.
+-- and the agent it hires with its earnings account.
 CREATE TABLE bench_keys (n int PRIMARY KEY, secret_hash varchar(64) NOT NULL,
     owner_id varchar(32) NOT NULL, task_id varchar(32) NOT NULL, pool_id int NOT NULL,
-    escrow_id int NOT NULL, agent_id varchar(32) NOT NULL, agent_hash varchar(64) NOT NULL,
-    earnings_id int NOT NULL);
+    escrow_id int NOT NULL, agent_id varchar(32) NOT NULL, earnings_id int NOT NULL);
 VACUUM ANALYZE;
