@@ -22,7 +22,7 @@ WINDOW = 60
 def window_count(key: str) -> int:
     """Count one more event under ``key`` in the current minute and return the count."""
     bucket = f"{key}:{int(time.time() // WINDOW)}"
-    client = _redis_client(bucket)
+    client = redis_client()
     if client is not None:
         # One round trip: INCR, and the expiry set by the window's first request only.
         name = cache.make_and_validate_key(bucket)
@@ -46,7 +46,7 @@ def window_count_and_get(key: str, other: str) -> tuple[int, bytes | None] | Non
     """``window_count(key)`` and the raw value of the cache's key ``other``, in the same one
     round trip; None where the cache is not Redis (nothing counted then)."""
     bucket = f"{key}:{int(time.time() // WINDOW)}"
-    client = _redis_client(bucket)
+    client = redis_client()
     if client is None:
         return None
     name = cache.make_and_validate_key(bucket)
@@ -60,16 +60,11 @@ def window_count_and_get(key: str, other: str) -> tuple[int, bytes | None] | Non
     return count, value
 
 
-def redis_client():
-    """The process's redis-py client on the cache's Redis, or None with another cache."""
-    return _redis_client("")
-
-
 # Where authentication leaves the count it took for the rate limit in its own round trip.
 COUNTED = "_city_rate_counted"
 
 
-def _redis_client(key: str):
+def redis_client():
     """A redis-py client on the Redis of Django's cache, or None with another cache (which counts
     with add and incr, two calls). One per process: Django's cache handler is per thread, and
     under ASGI every request has a thread of its own, so the cache's own client would open a
