@@ -19,19 +19,26 @@ from rest_framework.throttling import BaseThrottle
 WINDOW = 60
 
 
+def _bucket(key: str) -> str:
+    return f"{key}:{int(time.time() // WINDOW)}"
+
+
+def _counted(client, bucket: str, *reads: str) -> list:
+    """In one round trip: the raw values of the cache's keys ``reads``, then ``bucket``'s count
+    after one more (INCR, and the expiry set by the window's first event only)."""
+    pipeline = client.pipeline(transaction=False)
+    for read in reads:
+        pipeline.get(cache.make_and_validate_key(read))
+    name = cache.make_and_validate_key(bucket)
+    return pipeline.incr(name).expire(name, WINDOW * 2, nx=True).execute()[:-1]
+
+
 def window_count(key: str) -> int:
     """Count one more event under ``key`` in the current minute and return the count."""
-    bucket = f"{key}:{int(time.time() // WINDOW)}"
+    bucket = _bucket(key)
     client = redis_client()
     if client is not None:
-        # One round trip: INCR, and the expiry set by the window's first request only.
-        name = cache.make_and_validate_key(bucket)
-        count, _ = (
-            client.pipeline(transaction=False)
-            .incr(name)
-            .expire(name, WINDOW * 2, nx=True)
-            .execute()
-        )
+        (count,) = _counted(client, bucket)
         return count
     if cache.add(bucket, 1, timeout=WINDOW * 2):
         return 1
@@ -45,19 +52,16 @@ def window_count(key: str) -> int:
 def window_count_and_get(key: str, other: str) -> tuple[int, bytes | None] | None:
     """``window_count(key)`` and the raw value of the cache's key ``other``, in the same one
     round trip; None where the cache is not Redis (nothing counted then)."""
-    bucket = f"{key}:{int(time.time() // WINDOW)}"
     client = redis_client()
     if client is None:
         return None
-    name = cache.make_and_validate_key(bucket)
-    value, count, _ = (
-        client.pipeline(transaction=False)
-        .get(cache.make_and_validate_key(other))
-        .incr(name)
-        .expire(name, WINDOW * 2, nx=True)
-        .execute()
-    )
+    value, count = _counted(client, _bucket(key), other)
     return count, value
+
+
+def rate_key(principal_key: str) -> str:
+    """The rate limit's counter for a principal (``Principal.key``)."""
+    return f"rate:{principal_key}"
 
 
 # Where authentication leaves the count it took for the rate limit in its own round trip.
@@ -103,7 +107,7 @@ class PrincipalRateThrottle(BaseThrottle):
             return True
         count = getattr(request, COUNTED, None)
         if count is None:
-            count = window_count(f"rate:{principal.key}")
+            count = window_count(rate_key(principal.key))
         return count <= settings.RATE_LIMIT_PER_MINUTE
 
     def wait(self):

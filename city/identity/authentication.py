@@ -85,11 +85,6 @@ def _principal_of(record: ApiSecret):
     return record.owner.user, Principal(owner=record.owner)
 
 
-def _rate_key(record: ApiSecret) -> str:
-    principal = Principal(agent=record.agent) if record.agent_id else Principal(owner=record.owner)
-    return f"rate:{principal.key}"
-
-
 def _last_used(record: ApiSecret) -> None:
     """A write per request would make every read a write; a minute's resolution is enough."""
     now = timezone.now()
@@ -114,7 +109,10 @@ class SecretAuthentication(authentication.BaseAuthentication):
         epoch = None
         if kept is not None:
             kept_epoch, kept_at, record = kept
-            counted = throttling.window_count_and_get(_rate_key(record), identity_epoch.KEY)
+            user, principal = _principal_of(record)
+            counted = throttling.window_count_and_get(
+                throttling.rate_key(principal.key), identity_epoch.KEY
+            )
             if counted is not None:
                 count, epoch = counted
                 # Counted against the kept principal's limit: a secret always names the same
@@ -123,7 +121,7 @@ class SecretAuthentication(authentication.BaseAuthentication):
                 fresh = time.monotonic() - kept_at < KEPT_SECONDS
                 if epoch is not None and epoch == kept_epoch and fresh:
                     _last_used(record)
-                    return _principal_of(record)
+                    return user, principal
             _kept.pop(hashed, None)
         if epoch is None:
             epoch = identity_epoch.now()
