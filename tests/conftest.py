@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -49,6 +50,26 @@ def _fresh_cache():
     yield
     cache.clear()
     principals_forget()
+
+
+@pytest.fixture
+def redis_cache(settings, request):
+    """Django's cache on Redis, as in production (the suite's own is local memory), under a key
+    prefix of this test's own: its counters and epoch start empty and touch nothing else (the
+    cache's clear() would flush the whole Redis database). Skipped without Redis, failed in CI."""
+    from django.core.cache import caches
+
+    from tests.processes import needs_redis
+
+    needs_redis(f"{request.node.name} with the cache on Redis")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "KEY_PREFIX": f"city-test-{uuid.uuid4().hex}",
+        }
+    }
+    return caches["default"]
 
 
 @pytest.fixture

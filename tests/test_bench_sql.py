@@ -6,7 +6,6 @@ leave ``bench/ceiling`` measuring a task City no longer runs."""
 from __future__ import annotations
 
 import re
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -14,7 +13,6 @@ from unittest import mock
 from django.db import connections
 
 from tests.factories import GOOD_OUTPUT, task_body
-from tests.processes import needs_redis
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "bench" / "sql"
 # The table a statement is about: the one it reads FROM, inserts INTO or UPDATEs (the first
@@ -80,18 +78,10 @@ def run_a_task(owner, agent) -> str:
 
 
 def test_the_lifecycle_script_issues_what_a_task_from_submit_to_completed_issues(
-    postgres, settings, alice, rex
+    postgres, redis_cache, alice, rex
 ):
     # As production runs, on Redis: the web process keeps the principals of the secrets it has
     # seen (city.identity.authentication), so a request sends no key lookup.
-    needs_redis("the lifecycle script's statements as production sends them")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL,
-            "KEY_PREFIX": f"city-test-bench-sql-{uuid.uuid4().hex}",
-        }
-    }
     # In a steady state, as the benchmark runs: the principals kept, the secrets' last use
     # recorded, the platform's fee accounts open.
     run_a_task(alice, rex)

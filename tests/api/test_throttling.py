@@ -3,28 +3,7 @@ On Redis (production's cache) a count is one round trip: INCR, and an expiry set
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
-from django.core.cache import caches
-
 from city.api import throttling
-from tests.processes import needs_redis
-
-
-@pytest.fixture
-def redis_cache(settings):
-    needs_redis("the rate limit on Redis")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL,
-            # A prefix of the test's own: its counters start at zero and touch nothing else
-            # (Django's clear() would flush the whole Redis database).
-            "KEY_PREFIX": f"city-test-throttle-{uuid.uuid4().hex}",
-        }
-    }
-    return caches["default"]
 
 
 def test_counts_per_minute_in_the_local_cache(clock):

@@ -5,12 +5,10 @@ own; without Redis nothing is kept."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -20,20 +18,6 @@ from city.identity import services as identity
 from city.identity.ids import secret_hash
 from city.identity.models import Agent, ApiSecret
 from tests.factories import ApiClient, error_of
-from tests.processes import needs_redis
-
-
-@pytest.fixture
-def redis_cache(settings):
-    needs_redis("the kept principals on Redis")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL,
-            "KEY_PREFIX": f"city-test-kept-{uuid.uuid4().hex}",
-        }
-    }
-    return caches["default"]
 
 
 def secret_lookups(queries) -> int:
