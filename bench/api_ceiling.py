@@ -98,6 +98,18 @@ def load_options_parsed(parser, argv: list[str], *, seconds: str, by: str) -> ar
     return args
 
 
+def load_facts(args) -> dict:
+    """What a pgbench-backed figure's report says of its load and of the machine."""
+    return {
+        "connections": args.connections,
+        "threads": args.threads,
+        "seconds": args.seconds,
+        "owners": args.owners,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+    }
+
+
 def tools_check() -> None:
     for tool in ("wrk", "pgbench"):
         if shutil.which(tool) is None:
@@ -368,12 +380,7 @@ def main(kind: str, argv: list[str]) -> int:
         "latency_p99": http["p99"],
         "web": args.web or procfile_web(),
         "web_concurrency": args.workers or int(os.environ.get("WEB_CONCURRENCY") or 2),
-        "connections": args.connections,
-        "threads": args.threads,
-        "seconds": args.seconds,
-        "owners": args.owners,
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
+        **load_facts(args),
         "ledger": ledger,
     }
     line = (

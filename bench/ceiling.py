@@ -32,14 +32,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_ceiling import SQL, database_ready, load_options_parsed, people, pgbench, pgbench_schema
-from ledger_throughput import Refused, cpu_model
+from api_ceiling import (
+    SQL,
+    database_ready,
+    load_facts,
+    load_options_parsed,
+    people,
+    pgbench,
+    pgbench_schema,
+)
+from ledger_throughput import Refused
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -99,12 +106,7 @@ def main(argv: list[str]) -> int:
     report = {
         "figure": "ceiling",
         **measure(db, args),
-        "connections": args.connections,
-        "threads": args.threads,
-        "seconds": args.seconds,
-        "owners": args.owners,
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
+        **load_facts(args),
     }
     if args.json:
         print(json.dumps(report))
