@@ -73,6 +73,20 @@ def redis_cache(settings, request):
 
 
 @pytest.fixture
+def redis_pipelines(redis_cache, monkeypatch) -> list[int]:
+    """How many commands each redis-py pipeline sent, in order: one entry per round trip."""
+    pipeline = type(redis_cache._cache.get_client("x", write=True).pipeline())
+    sent: list[int] = []
+    execute = pipeline.execute
+    monkeypatch.setattr(
+        pipeline,
+        "execute",
+        lambda pipe, *a, **k: sent.append(len(pipe.command_stack)) or execute(pipe, *a, **k),
+    )
+    return sent
+
+
+@pytest.fixture
 def clock(monkeypatch):
     """The limits' clock, pinned ten seconds into a minute: counters are per wall-clock minute,
     and a minute ending mid-test would reset them (a test that counts to a limit and then checks

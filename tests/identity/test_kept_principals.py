@@ -42,22 +42,15 @@ def test_a_second_request_with_a_secret_needs_no_lookup(redis_cache, alice, rex)
 
 
 def test_a_kept_principal_costs_one_redis_round_trip_for_the_epoch_and_the_rate_limit(
-    redis_cache, alice, monkeypatch
+    redis_cache, alice, redis_pipelines
 ):
     credits_read(alice.token)
-    client = redis_cache._cache.get_client("x", write=True)
-    pipelines = []
-    execute = type(client.pipeline()).execute
-    monkeypatch.setattr(
-        type(client.pipeline()),
-        "execute",
-        lambda pipe, *a, **k: pipelines.append(len(pipe.command_stack)) or execute(pipe, *a, **k),
-    )
+    redis_pipelines.clear()
 
     response, looked_up = credits_read(alice.token)
 
     assert (response.status_code, looked_up) == (200, 0)
-    assert pipelines == [3]  # GET the epoch, INCR the minute's count, EXPIRE it
+    assert redis_pipelines == [3]  # GET the epoch, INCR the minute's count, EXPIRE it
 
 
 @pytest.mark.parametrize("who", ["alice", "rex"])
